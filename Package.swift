@@ -1,0 +1,43 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Release builds are tuned for the machine that builds them (the set-up builds where it runs).
+// TAILOR_PORTABLE=1 drops -march=native for a binary that runs on any x86-64.
+let portable = Context.environment["TAILOR_PORTABLE"] == "1"
+let nativeC: [CSetting] = portable ? [] : [.unsafeFlags(["-march=native"])]
+let fast: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"] + (portable ? [] : ["-Xcc", "-march=native"])),
+]
+
+let package = Package(
+    name: "Tailor",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "tailor", targets: ["tailor"]),
+        .library(name: "TailorModels", targets: ["TailorModels"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .target(name: "TailorKernels", dependencies: ["CBLAS"], swiftSettings: fast),
+        .target(name: "TailorFormats", dependencies: ["TailorKernels"], swiftSettings: fast),
+        .target(name: "TailorTokenizers", dependencies: ["TailorFormats"], swiftSettings: fast),
+        .target(name: "TailorModels",
+                dependencies: ["TailorKernels", "TailorFormats", "TailorTokenizers"],
+                swiftSettings: fast),
+        .executableTarget(name: "tailor", dependencies: [
+            "TailorModels", "TailorFormats", "TailorTokenizers", "TailorKernels",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "TailorKernelsTests", dependencies: ["TailorKernels", "TailorFormats"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "TailorFormatsTests", dependencies: ["TailorFormats"]),
+        .testTarget(name: "TailorTokenizersTests", dependencies: ["TailorTokenizers", "TailorFormats"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "TailorModelsTests",
+                    dependencies: ["TailorModels", "TailorTokenizers", "TailorFormats"],
+                    resources: [.copy("Fixtures")]),
+    ]
+)

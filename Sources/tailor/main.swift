@@ -1,0 +1,2 @@
+import TailorKernels
+print("hi")
