@@ -37,7 +37,7 @@ let package = Package(
         .testTarget(name: "TailorTokenizersTests", dependencies: ["TailorTokenizers", "TailorFormats"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "TailorModelsTests",
-                    dependencies: ["TailorModels", "TailorTokenizers", "TailorFormats"],
-                    resources: [.copy("Fixtures")]),
-    ]
+                    dependencies: ["TailorModels", "TailorTokenizers", "TailorFormats"]),
+    ],
+    swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,290 @@
+// The Llama decoder family (Touvron et al. 2023): SmolLM2, Llama 2/3.x, TinyLlama, Mistral,
+// and Qwen2/2.5 (the same block with Q/K/V biases and NeoX RoPE).
+// Each GGUF tensor name stands next to the property it fills.
+//
+// Shapes: T = tokens in this batch, P = positions in the cache, C = embedding width,
+// H = query heads, Hkv = key/value heads, D = head width, F = feed-forward width, V = vocabulary.
+import Foundation
+import TailorFormats
+import TailorKernels
+
+public struct LlamaConfig: Sendable {
+    public var architecture: String
+    public var layers: Int            // {arch}.block_count
+    public var embedding: Int         // {arch}.embedding_length            C
+    public var feedForward: Int       // {arch}.feed_forward_length         F
+    public var heads: Int             // {arch}.attention.head_count        H
+    public var kvHeads: Int           // {arch}.attention.head_count_kv     Hkv
+    public var headDim: Int           // {arch}.attention.key_length or C/H D
+    public var ropeDim: Int           // {arch}.rope.dimension_count
+    public var ropeBase: Float        // {arch}.rope.freq_base
+    public var ropeScale: Float       // 1 / {arch}.rope.scaling.factor (linear scaling)
+    public var ropeNeoX: Bool         // rotate halves (qwen2) instead of adjacent pairs (llama)
+    public var normEps: Float         // {arch}.attention.layer_norm_rms_epsilon
+    public var contextLength: Int     // {arch}.context_length
+    public var vocabulary: Int        // token_embd rows                      V
+
+    public var kvDim: Int { kvHeads * headDim }
+    public var qDim: Int { heads * headDim }
+
+    init(gguf: GGUFFile) throws {
+        let arch = try gguf.string("general.architecture")
+        guard ["llama", "qwen2", "mistral"].contains(arch) else { throw ModelError.unsupportedArchitecture(arch) }
+        func int(_ k: String) throws -> Int { try gguf.int("\(arch).\(k)") }
+        architecture = arch
+        layers = try int("block_count")
+        embedding = try int("embedding_length")
+        feedForward = try int("feed_forward_length")
+        heads = try int("attention.head_count")
+        kvHeads = (try? int("attention.head_count_kv")) ?? heads
+        guard layers > 0, layers < 1000, embedding > 0, heads > 0, kvHeads > 0, heads % kvHeads == 0, feedForward > 0 else {
+            throw ModelError.badHyperParameter(key: "\(arch).attention.head_count", value: "\(heads)/\(kvHeads)",
+                                               reason: "heads must be a positive multiple of key/value heads")
+        }
+        headDim = (try? int("attention.key_length")) ?? embedding / heads
+        ropeDim = (try? int("rope.dimension_count")) ?? headDim
+        guard headDim > 0, ropeDim > 0, ropeDim <= headDim, ropeDim % 2 == 0 else {
+            throw ModelError.badHyperParameter(key: "\(arch).rope.dimension_count", value: "\(ropeDim)", reason: "must be even and at most the head width \(headDim)")
+        }
+        ropeBase = Float((try? gguf.double("\(arch).rope.freq_base")) ?? 10000)
+        if gguf["\(arch).rope.scaling.type"]?.string == "linear", let f = try? gguf.double("\(arch).rope.scaling.factor"), f > 0 {
+            ropeScale = Float(1 / f)
+        } else {
+            ropeScale = 1
+        }
+        ropeNeoX = arch == "qwen2"
+        normEps = Float((try? gguf.double("\(arch).attention.layer_norm_rms_epsilon")) ?? 1e-5)
+        contextLength = (try? int("context_length")) ?? 2048
+        guard let emb = gguf.tensor("token_embd.weight") else { throw ModelError.format(.missingTensor("token_embd.weight")) }
+        vocabulary = emb.shape.count > 1 ? emb.shape[1] : 0
+    }
+}
+
+/// One transformer block's weights.
+struct LlamaBlock {
+    let attnNorm: [Float]          // blk.N.attn_norm.weight    [C]
+    let wq: WeightMatrix           // blk.N.attn_q.weight       [H·D × C]
+    let wk: WeightMatrix           // blk.N.attn_k.weight       [Hkv·D × C]
+    let wv: WeightMatrix           // blk.N.attn_v.weight       [Hkv·D × C]
+    let bq: [Float]?               // blk.N.attn_q.bias         [H·D]    (qwen2)
+    let bk: [Float]?               // blk.N.attn_k.bias         [Hkv·D]  (qwen2)
+    let bv: [Float]?               // blk.N.attn_v.bias         [Hkv·D]  (qwen2)
+    let wo: WeightMatrix           // blk.N.attn_output.weight  [C × H·D]
+    let ffnNorm: [Float]           // blk.N.ffn_norm.weight     [C]
+    let gate: WeightMatrix         // blk.N.ffn_gate.weight     [F × C]
+    let up: WeightMatrix           // blk.N.ffn_up.weight       [F × C]
+    let down: WeightMatrix         // blk.N.ffn_down.weight     [C × F]
+}
+
+public final class LlamaModel: @unchecked Sendable {
+    public let config: LlamaConfig
+    public let file: GGUFFile
+    let tokenEmbedding: WeightMatrix   // token_embd.weight   [V × C]
+    let blocks: [LlamaBlock]
+    let outputNorm: [Float]            // output_norm.weight  [C]
+    let output: WeightMatrix           // output.weight       [V × C], or token_embd when tied
+    let ropeFactors: [Float]?          // rope_freqs.weight   [ropeDim/2] (Llama 3.1+ long-context scaling)
+    let invFreq: [Float]               // [ropeDim/2]
+    public var pool: ThreadPool
+
+    public init(file: GGUFFile, threads: Int = ThreadPool.availableCores) throws {
+        self.file = file
+        let cfg = try LlamaConfig(gguf: file)
+        config = cfg
+        pool = ThreadPool(threads: threads)
+
+        func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
+            guard let t = file.tensor(name) else { throw ModelError.format(.missingTensor(name)) }
+            guard t.shape == [cols, rows] else { throw ModelError.tensorShape(name: name, expected: [cols, rows], found: t.shape) }
+            return WeightMatrix(type: t.type, rows: rows, cols: cols, data: file.data(t), owner: file)
+        }
+        func vector(_ name: String, _ n: Int) throws -> [Float] {
+            guard let t = file.tensor(name) else { throw ModelError.format(.missingTensor(name)) }
+            guard t.elementCount == n else { throw ModelError.tensorShape(name: name, expected: [n], found: t.shape) }
+            var out = [Float](repeating: 0, count: n)
+            out.withUnsafeMutableBufferPointer { FastDequant.row(t.type, file.data(t), $0.baseAddress!, count: n) }
+            return out
+        }
+        func optionalVector(_ name: String, _ n: Int) throws -> [Float]? {
+            file.tensor(name) == nil ? nil : try vector(name, n)
+        }
+        let C = cfg.embedding, F = cfg.feedForward, Q = cfg.qDim, KV = cfg.kvDim
+        tokenEmbedding = try matrix("token_embd.weight", rows: cfg.vocabulary, cols: C)
+        blocks = try (0..<cfg.layers).map { i in
+            let p = "blk.\(i)."
+            return LlamaBlock(
+                attnNorm: try vector(p + "attn_norm.weight", C),
+                wq: try matrix(p + "attn_q.weight", rows: Q, cols: C),
+                wk: try matrix(p + "attn_k.weight", rows: KV, cols: C),
+                wv: try matrix(p + "attn_v.weight", rows: KV, cols: C),
+                bq: try optionalVector(p + "attn_q.bias", Q),
+                bk: try optionalVector(p + "attn_k.bias", KV),
+                bv: try optionalVector(p + "attn_v.bias", KV),
+                wo: try matrix(p + "attn_output.weight", rows: C, cols: Q),
+                ffnNorm: try vector(p + "ffn_norm.weight", C),
+                gate: try matrix(p + "ffn_gate.weight", rows: F, cols: C),
+                up: try matrix(p + "ffn_up.weight", rows: F, cols: C),
+                down: try matrix(p + "ffn_down.weight", rows: C, cols: F))
+        }
+        outputNorm = try vector("output_norm.weight", C)
+        output = file.tensor("output.weight") != nil ? try matrix("output.weight", rows: cfg.vocabulary, cols: C) : tokenEmbedding
+        ropeFactors = try optionalVector("rope_freqs.weight", cfg.ropeDim / 2)
+        invFreq = (0..<(cfg.ropeDim / 2)).map { i in
+            let f = 1 / pow(cfg.ropeBase, Float(2 * i) / Float(cfg.ropeDim))
+            return f * cfg.ropeScale
+        }
+    }
+
+    public func makeCache(maxTokens: Int? = nil) -> KVCache {
+        KVCache(layers: config.layers, kvDim: config.kvDim, maxTokens: min(maxTokens ?? config.contextLength, config.contextLength))
+    }
+
+    /// Runs `tokens` at positions cache.count…, appends their keys and values to the cache, and
+    /// returns logits: for every token ([T × V]) when `allLogits`, else for the last one ([V]).
+    public func forward(_ tokens: [Int], cache: KVCache, allLogits: Bool = false) throws -> [Float] {
+        let T = tokens.count
+        guard T > 0 else { return [] }
+        guard cache.count + T <= cache.maxTokens else {
+            throw ModelError.contextFull(used: cache.count, adding: T, limit: cache.maxTokens)
+        }
+        for t in tokens where t < 0 || t >= config.vocabulary { throw ModelError.badToken(t, vocabularySize: config.vocabulary) }
+        let cfg = config
+        let C = cfg.embedding, F = cfg.feedForward, Q = cfg.qDim, KV = cfg.kvDim, D = cfg.headDim
+        let start = cache.count
+        cache.reserve(start + T)
+
+        let x = Buffer(T * C)        // residual stream      [T × C]
+        let xn = Buffer(T * C)       // normalized           [T × C]
+        let q = Buffer(T * Q)        // queries              [T × H·D]
+        let k = Buffer(T * KV)       // keys                 [T × Hkv·D]
+        let v = Buffer(T * KV)       // values               [T × Hkv·D]
+        let att = Buffer(T * Q)      // attention output     [T × H·D]
+        let proj = Buffer(T * C)     // block output         [T × C]
+        let g = Buffer(T * F)        // gate                 [T × F]
+        let u = Buffer(T * F)        // up                   [T × F]
+        defer { [x, xn, q, k, v, att, proj, g, u].forEach { $0.free() } }
+
+        for (t, id) in tokens.enumerated() { tokenEmbedding.dequantizeRow(id, into: x.p + t * C) }
+
+        for (l, b) in blocks.enumerated() {
+            rmsNorm(x.p, b.attnNorm, xn.p, rows: T, width: C, eps: cfg.normEps)
+            MatMul.forward(xn.p, b.wq, q.p, tokens: T, pool: pool)
+            MatMul.forward(xn.p, b.wk, k.p, tokens: T, pool: pool)
+            MatMul.forward(xn.p, b.wv, v.p, tokens: T, pool: pool)
+            if let bq = b.bq { addBias(q.p, bq, rows: T) }
+            if let bk = b.bk { addBias(k.p, bk, rows: T) }
+            if let bv = b.bv { addBias(v.p, bv, rows: T) }
+            for t in 0..<T {
+                rope(q.p + t * Q, heads: cfg.heads, position: start + t)
+                rope(k.p + t * KV, heads: cfg.kvHeads, position: start + t)
+            }
+            (cache.keys[l] + start * KV).update(from: k.p, count: T * KV)
+            (cache.values[l] + start * KV).update(from: v.p, count: T * KV)
+            attention(q: q.p, out: att.p, keys: cache.keys[l], values: cache.values[l], tokens: T, start: start)
+            MatMul.forward(att.p, b.wo, proj.p, tokens: T, pool: pool)
+            add(x.p, proj.p, T * C)
+
+            rmsNorm(x.p, b.ffnNorm, xn.p, rows: T, width: C, eps: cfg.normEps)
+            MatMul.forward(xn.p, b.gate, g.p, tokens: T, pool: pool)
+            MatMul.forward(xn.p, b.up, u.p, tokens: T, pool: pool)
+            for i in 0..<(T * F) { let a = g.p[i]; g.p[i] = a / (1 + exp(-a)) * u.p[i] }
+            MatMul.forward(g.p, b.down, proj.p, tokens: T, pool: pool)
+            add(x.p, proj.p, T * C)
+        }
+        cache.count = start + T
+        _ = D
+
+        let rows = allLogits ? T : 1
+        let last = x.p + (T - rows) * C
+        rmsNorm(last, outputNorm, xn.p, rows: rows, width: C, eps: cfg.normEps)
+        var logits = [Float](repeating: 0, count: rows * cfg.vocabulary)
+        logits.withUnsafeMutableBufferPointer { MatMul.forward(xn.p, output, $0.baseAddress!, tokens: rows, pool: pool) }
+        return logits
+    }
+
+    // MARK: operations
+
+    /// y = x / sqrt(mean(x²) + eps) · w, per row.
+    func rmsNorm(_ x: UnsafePointer<Float>, _ w: [Float], _ y: UnsafeMutablePointer<Float>, rows: Int, width: Int, eps: Float) {
+        w.withUnsafeBufferPointer { w in
+            for r in 0..<rows {
+                let xr = x + r * width, yr = y + r * width
+                let ss = MatMul.dot(xr, xr, width)
+                let scale = 1 / (ss / Float(width) + eps).squareRoot()
+                for i in 0..<width { yr[i] = w[i] * (xr[i] * scale) }
+            }
+        }
+    }
+
+    /// Rotates each head's first ropeDim features by position·θ_i (Su et al. 2021, RoFormer).
+    /// Llama files pair features (2i, 2i+1) (GGUF conversion permutes Q/K for this); NeoX/Qwen2
+    /// pairs (i, i + ropeDim/2).
+    func rope(_ x: UnsafeMutablePointer<Float>, heads: Int, position: Int) {
+        let D = config.headDim, half = config.ropeDim / 2
+        for i in 0..<half {
+            var theta = Float(position) * invFreq[i]
+            if let f = ropeFactors { theta /= f[i] }
+            let c = cos(theta), s = sin(theta)
+            for h in 0..<heads {
+                let base = x + h * D
+                let (i0, i1) = config.ropeNeoX ? (i, i + half) : (2 * i, 2 * i + 1)
+                let a = base[i0], b = base[i1]
+                base[i0] = a * c - b * s
+                base[i1] = a * s + b * c
+            }
+        }
+    }
+
+    /// Causal grouped-query attention of T new queries over the cache's P = start + T positions.
+    func attention(q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, keys: UnsafePointer<Float>,
+                   values: UnsafePointer<Float>, tokens T: Int, start: Int) {
+        let cfg = config
+        let D = cfg.headDim, H = cfg.heads, KV = cfg.kvDim, group = cfg.heads / cfg.kvHeads
+        let scale = 1 / Float(D).squareRoot()
+        pool.parallelFor(T * H) { range in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: start + T)
+            defer { scores.deallocate() }
+            for job in range {
+                let t = job / H, h = job % H, kvh = h / group
+                let n = start + t + 1
+                let qh = q + t * cfg.qDim + h * D
+                var mx = -Float.infinity
+                for j in 0..<n {
+                    let s = MatMul.dot(qh, keys + j * KV + kvh * D, D) * scale
+                    scores[j] = s
+                    mx = max(mx, s)
+                }
+                var sum: Float = 0
+                for j in 0..<n { let e = exp(scores[j] - mx); scores[j] = e; sum += e }
+                let inv = 1 / sum
+                let o = out + t * cfg.qDim + h * D
+                o.update(repeating: 0, count: D)
+                for j in 0..<n {
+                    let w = scores[j] * inv
+                    let vj = values + j * KV + kvh * D
+                    for d in 0..<D { o[d] += w * vj[d] }
+                }
+            }
+        }
+    }
+
+    func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) {
+        for i in 0..<n { x[i] += y[i] }
+    }
+
+    func addBias(_ x: UnsafeMutablePointer<Float>, _ b: [Float], rows: Int) {
+        b.withUnsafeBufferPointer { b in
+            for r in 0..<rows { for i in 0..<b.count { x[r * b.count + i] += b[i] } }
+        }
+    }
+}
+
+/// A scratch buffer of floats, freed explicitly.
+struct Buffer {
+    let p: UnsafeMutablePointer<Float>
+    init(_ n: Int) {
+        p = .allocate(capacity: max(1, n))
+        p.initialize(repeating: 0, count: max(1, n))
+    }
+    func free() { p.deallocate() }
+}
