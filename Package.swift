@@ -37,7 +37,8 @@ let package = Package(
         .testTarget(name: "TailorTokenizersTests", dependencies: ["TailorTokenizers", "TailorFormats"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "TailorModelsTests",
-                    dependencies: ["TailorModels", "TailorTokenizers", "TailorFormats"]),
+                    dependencies: ["TailorModels", "TailorTokenizers", "TailorFormats"],
+                    resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -9,6 +9,9 @@ public final class KVCache {
     public private(set) var capacity: Int
     /// Positions filled.
     public internal(set) var count = 0
+    /// The token ids behind the filled positions, when the caller records them (for prefix reuse).
+    public var tokens: [Int] = []
+    var reusablePrefix: Int { min(count, tokens.count) }
     var keys: [UnsafeMutablePointer<Float>]
     var values: [UnsafeMutablePointer<Float>]
 
@@ -45,9 +48,12 @@ public final class KVCache {
     }
 
     /// Forgets positions from `n` on (to rewind, or to reuse a shared prompt prefix).
-    public func truncate(to n: Int) { count = min(count, max(0, n)) }
+    public func truncate(to n: Int) {
+        count = min(count, max(0, n))
+        if tokens.count > count { tokens.removeLast(tokens.count - count) }
+    }
 
-    public func clear() { count = 0 }
+    public func clear() { count = 0; tokens = [] }
 
     /// Bytes in use by the cache buffers.
     public var bytes: Int { 2 * layers * capacity * kvDim * MemoryLayout<Float>.size }

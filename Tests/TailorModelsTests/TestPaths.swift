@@ -30,3 +30,12 @@ enum TestPaths {
         return try JSONSerialization.jsonObject(with: data)
     }
 }
+
+extension TestPaths {
+    static func fixtureText(_ name: String) throws -> String {
+        guard let url = Bundle.module.url(forResource: "Fixtures/" + name, withExtension: nil) else {
+            throw Missing(description: "fixture \(name) is missing")
+        }
+        return try String(contentsOf: url, encoding: .utf8)
+    }
+}
