@@ -1,2 +1,0 @@
-import TailorKernels
-print("hi")
