@@ -57,3 +57,30 @@ import TailorFormats
         #expect(sawPartial, "this text has characters split across tokens")
     }
 }
+
+@Suite struct PreTokenizerTests {
+    @Test func splitsMatchPythonRegex() throws {
+        let fixture = try TestPaths.fixture("pretokenizers.json") as! [String: [[String: Any]]]
+        #expect(fixture.count == 5)
+        for (name, cases) in fixture.sorted(by: { $0.key < $1.key }) {
+            let pre = try #require(RulePreTokenizer(preName: name), "pre-tokenizer \(name)")
+            var mismatches = 0
+            for c in cases {
+                let text = c["text"] as! String
+                let expected = c["pieces"] as! [String]
+                let got = pre.split(text)
+                if got != expected {
+                    mismatches += 1
+                    if mismatches <= 3 { print("\(name): \(text.debugDescription)\n  expected \(expected)\n  got      \(got)") }
+                }
+            }
+            print("pre-tokenizer \(name): \(cases.count - mismatches)/\(cases.count) identical")
+            #expect(mismatches == 0, "\(name)")
+        }
+    }
+
+    @Test func unknownPreTokenizerIsAnError() {
+        #expect(RulePreTokenizer(preName: "no-such-thing") == nil)
+        #expect(TokenizerError.unsupportedPreTokenizer("x").description.contains("supported"))
+    }
+}
