@@ -22,10 +22,10 @@ public struct GenerationResult: Sendable {
 }
 
 public final class Generator {
-    public let model: LlamaModel
+    public let model: any CausalLM
     public let tokenizer: Tokenizer
 
-    public init(model: LlamaModel, tokenizer: Tokenizer) {
+    public init(model: any CausalLM, tokenizer: Tokenizer) {
         self.model = model
         self.tokenizer = tokenizer
     }
@@ -35,7 +35,7 @@ public final class Generator {
     /// `onText` receives each piece of text as it is complete; returning false stops early.
     public func generate(prompt: [Int], maxTokens: Int, sampling: SamplingParameters, stop: [String] = [],
                          cache: KVCache? = nil, onText: (String) -> Bool = { _ in true }) throws -> GenerationResult {
-        let cache = cache ?? model.makeCache()
+        let cache = cache ?? model.makeCache(maxTokens: nil)
         var sampler = Sampler(sampling)
         let t0 = Date()
         // Reuse the cached prefix; the last prompt token is always recomputed to get its logits.

@@ -7,21 +7,29 @@ import TailorTokenizers
 public final class LanguageModel: @unchecked Sendable {
     public let path: String
     public let file: GGUFFile
-    public let model: LlamaModel
+    public let model: any CausalLM
     public let tokenizer: Tokenizer
     public let chatTemplate: ChatTemplate
 
     /// Loads a model by path or cache name (see ModelCache.resolve).
     public init(_ spec: String? = nil, threads: Int = ThreadPool.availableCores) throws {
         path = try ModelCache.resolve(spec)
-        do {
-            file = try GGUFFile(path: path)
-        } catch let e as FormatError {
-            throw ModelError.format(e)
-        }
-        model = try LlamaModel(file: file, threads: threads)
+        file = try LanguageModel.open(path)
+        model = try LanguageModel.architecture(file, threads: threads)
         tokenizer = try Tokenizer(gguf: file)
         chatTemplate = try ChatTemplate(gguf: file, tokenizer: tokenizer)
+    }
+
+    static func open(_ path: String) throws -> GGUFFile {
+        do { return try GGUFFile(path: path) } catch { throw ModelError.format(error) }
+    }
+
+    /// The decoder for the file's `general.architecture`.
+    public static func architecture(_ file: GGUFFile, threads: Int) throws -> any CausalLM {
+        switch file["general.architecture"]?.string ?? "" {
+        case "gemma3": return try Gemma3Model(file: file, threads: threads)
+        default: return try LlamaModel(file: file, threads: threads)
+        }
     }
 
     public var name: String {

@@ -76,15 +76,14 @@ struct LlamaBlock {
     let down: WeightMatrix         // blk.N.ffn_down.weight     [C × F]
 }
 
-public final class LlamaModel: @unchecked Sendable {
+public final class LlamaModel: CausalLM, @unchecked Sendable {
     public let config: LlamaConfig
     public let file: GGUFFile
     let tokenEmbedding: WeightMatrix   // token_embd.weight   [V × C]
     let blocks: [LlamaBlock]
     let outputNorm: [Float]            // output_norm.weight  [C]
     let output: WeightMatrix           // output.weight       [V × C], or token_embd when tied
-    let ropeFactors: [Float]?          // rope_freqs.weight   [ropeDim/2] (Llama 3.1+ long-context scaling)
-    let invFreq: [Float]               // [ropeDim/2]
+    let invFreq: [Float]               // [ropeDim/2], rope_freqs folded in
     public var pool: ThreadPool
 
     public init(file: GGUFFile, threads: Int = ThreadPool.availableCores) throws {
@@ -93,21 +92,9 @@ public final class LlamaModel: @unchecked Sendable {
         config = cfg
         pool = ThreadPool(threads: threads)
 
-        func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
-            guard let t = file.tensor(name) else { throw ModelError.format(.missingTensor(name)) }
-            guard t.shape == [cols, rows] else { throw ModelError.tensorShape(name: name, expected: [cols, rows], found: t.shape) }
-            return WeightMatrix(type: t.type, rows: rows, cols: cols, data: file.data(t), owner: file)
-        }
-        func vector(_ name: String, _ n: Int) throws -> [Float] {
-            guard let t = file.tensor(name) else { throw ModelError.format(.missingTensor(name)) }
-            guard t.elementCount == n else { throw ModelError.tensorShape(name: name, expected: [n], found: t.shape) }
-            var out = [Float](repeating: 0, count: n)
-            out.withUnsafeMutableBufferPointer { FastDequant.row(t.type, file.data(t), $0.baseAddress!, count: n) }
-            return out
-        }
-        func optionalVector(_ name: String, _ n: Int) throws -> [Float]? {
-            file.tensor(name) == nil ? nil : try vector(name, n)
-        }
+        func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix { try DecoderOps.matrix(file, name, rows: rows, cols: cols) }
+        func vector(_ name: String, _ n: Int) throws -> [Float] { try DecoderOps.vector(file, name, n) }
+        func optionalVector(_ name: String, _ n: Int) throws -> [Float]? { try DecoderOps.optionalVector(file, name, n) }
         let C = cfg.embedding, F = cfg.feedForward, Q = cfg.qDim, KV = cfg.kvDim
         tokenEmbedding = try matrix("token_embd.weight", rows: cfg.vocabulary, cols: C)
         blocks = try (0..<cfg.layers).map { i in
@@ -128,14 +115,15 @@ public final class LlamaModel: @unchecked Sendable {
         }
         outputNorm = try vector("output_norm.weight", C)
         output = file.tensor("output.weight") != nil ? try matrix("output.weight", rows: cfg.vocabulary, cols: C) : tokenEmbedding
-        ropeFactors = try optionalVector("rope_freqs.weight", cfg.ropeDim / 2)
-        invFreq = (0..<(cfg.ropeDim / 2)).map { i in
-            let f = 1 / pow(cfg.ropeBase, Float(2 * i) / Float(cfg.ropeDim))
-            return f * cfg.ropeScale
-        }
+        // rope_freqs.weight [ropeDim/2]: Llama 3.1+ long-context frequency factors.
+        let ropeFactors = try optionalVector("rope_freqs.weight", cfg.ropeDim / 2)
+        invFreq = DecoderOps.ropeFrequencies(base: cfg.ropeBase, ropeDim: cfg.ropeDim, scale: cfg.ropeScale, factors: ropeFactors)
     }
 
-    public func makeCache(maxTokens: Int? = nil) -> KVCache {
+    public var vocabularySize: Int { config.vocabulary }
+    public var contextLength: Int { config.contextLength }
+
+    public func makeCache(maxTokens: Int?) -> KVCache {
         KVCache(layers: config.layers, kvDim: config.kvDim, maxTokens: min(maxTokens ?? config.contextLength, config.contextLength))
     }
 
@@ -167,115 +155,39 @@ public final class LlamaModel: @unchecked Sendable {
         for (t, id) in tokens.enumerated() { tokenEmbedding.dequantizeRow(id, into: x.p + t * C) }
 
         for (l, b) in blocks.enumerated() {
-            rmsNorm(x.p, b.attnNorm, xn.p, rows: T, width: C, eps: cfg.normEps)
+            DecoderOps.rmsNorm(x.p, b.attnNorm, xn.p, rows: T, width: C, eps: cfg.normEps)
             MatMul.forward(xn.p, b.wq, q.p, tokens: T, pool: pool)
             MatMul.forward(xn.p, b.wk, k.p, tokens: T, pool: pool)
             MatMul.forward(xn.p, b.wv, v.p, tokens: T, pool: pool)
-            if let bq = b.bq { addBias(q.p, bq, rows: T) }
-            if let bk = b.bk { addBias(k.p, bk, rows: T) }
-            if let bv = b.bv { addBias(v.p, bv, rows: T) }
+            if let bq = b.bq { DecoderOps.addBias(q.p, bq, rows: T) }
+            if let bk = b.bk { DecoderOps.addBias(k.p, bk, rows: T) }
+            if let bv = b.bv { DecoderOps.addBias(v.p, bv, rows: T) }
             for t in 0..<T {
-                rope(q.p + t * Q, heads: cfg.heads, position: start + t)
-                rope(k.p + t * KV, heads: cfg.kvHeads, position: start + t)
+                DecoderOps.rope(q.p + t * Q, heads: cfg.heads, headDim: D, invFreq: invFreq, position: start + t, neox: cfg.ropeNeoX)
+                DecoderOps.rope(k.p + t * KV, heads: cfg.kvHeads, headDim: D, invFreq: invFreq, position: start + t, neox: cfg.ropeNeoX)
             }
             (cache.keys[l] + start * KV).update(from: k.p, count: T * KV)
             (cache.values[l] + start * KV).update(from: v.p, count: T * KV)
-            attention(q: q.p, out: att.p, keys: cache.keys[l], values: cache.values[l], tokens: T, start: start)
+            DecoderOps.attention(q: q.p, out: att.p, keys: cache.keys[l], values: cache.values[l], tokens: T, start: start,
+                                 heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: D, scale: 1 / Float(D).squareRoot(), pool: pool)
             MatMul.forward(att.p, b.wo, proj.p, tokens: T, pool: pool)
-            add(x.p, proj.p, T * C)
+            DecoderOps.add(x.p, proj.p, T * C)
 
-            rmsNorm(x.p, b.ffnNorm, xn.p, rows: T, width: C, eps: cfg.normEps)
+            DecoderOps.rmsNorm(x.p, b.ffnNorm, xn.p, rows: T, width: C, eps: cfg.normEps)
             MatMul.forward(xn.p, b.gate, g.p, tokens: T, pool: pool)
             MatMul.forward(xn.p, b.up, u.p, tokens: T, pool: pool)
-            for i in 0..<(T * F) { let a = g.p[i]; g.p[i] = a / (1 + exp(-a)) * u.p[i] }
+            DecoderOps.swiglu(g.p, u.p, T * F)
             MatMul.forward(g.p, b.down, proj.p, tokens: T, pool: pool)
-            add(x.p, proj.p, T * C)
+            DecoderOps.add(x.p, proj.p, T * C)
         }
         cache.count = start + T
-        _ = D
 
         let rows = allLogits ? T : 1
         let last = x.p + (T - rows) * C
-        rmsNorm(last, outputNorm, xn.p, rows: rows, width: C, eps: cfg.normEps)
+        DecoderOps.rmsNorm(last, outputNorm, xn.p, rows: rows, width: C, eps: cfg.normEps)
         var logits = [Float](repeating: 0, count: rows * cfg.vocabulary)
         logits.withUnsafeMutableBufferPointer { MatMul.forward(xn.p, output, $0.baseAddress!, tokens: rows, pool: pool) }
         return logits
-    }
-
-    // MARK: operations
-
-    /// y = x / sqrt(mean(x²) + eps) · w, per row.
-    func rmsNorm(_ x: UnsafePointer<Float>, _ w: [Float], _ y: UnsafeMutablePointer<Float>, rows: Int, width: Int, eps: Float) {
-        w.withUnsafeBufferPointer { w in
-            for r in 0..<rows {
-                let xr = x + r * width, yr = y + r * width
-                let ss = MatMul.dot(xr, xr, width)
-                let scale = 1 / (ss / Float(width) + eps).squareRoot()
-                for i in 0..<width { yr[i] = w[i] * (xr[i] * scale) }
-            }
-        }
-    }
-
-    /// Rotates each head's first ropeDim features by position·θ_i (Su et al. 2021, RoFormer).
-    /// Llama files pair features (2i, 2i+1) (GGUF conversion permutes Q/K for this); NeoX/Qwen2
-    /// pairs (i, i + ropeDim/2).
-    func rope(_ x: UnsafeMutablePointer<Float>, heads: Int, position: Int) {
-        let D = config.headDim, half = config.ropeDim / 2
-        for i in 0..<half {
-            var theta = Float(position) * invFreq[i]
-            if let f = ropeFactors { theta /= f[i] }
-            let c = cos(theta), s = sin(theta)
-            for h in 0..<heads {
-                let base = x + h * D
-                let (i0, i1) = config.ropeNeoX ? (i, i + half) : (2 * i, 2 * i + 1)
-                let a = base[i0], b = base[i1]
-                base[i0] = a * c - b * s
-                base[i1] = a * s + b * c
-            }
-        }
-    }
-
-    /// Causal grouped-query attention of T new queries over the cache's P = start + T positions.
-    func attention(q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, keys: UnsafePointer<Float>,
-                   values: UnsafePointer<Float>, tokens T: Int, start: Int) {
-        let cfg = config
-        let D = cfg.headDim, H = cfg.heads, KV = cfg.kvDim, group = cfg.heads / cfg.kvHeads
-        let scale = 1 / Float(D).squareRoot()
-        pool.parallelFor(T * H) { range in
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: start + T)
-            defer { scores.deallocate() }
-            for job in range {
-                let t = job / H, h = job % H, kvh = h / group
-                let n = start + t + 1
-                let qh = q + t * cfg.qDim + h * D
-                var mx = -Float.infinity
-                for j in 0..<n {
-                    let s = MatMul.dot(qh, keys + j * KV + kvh * D, D) * scale
-                    scores[j] = s
-                    mx = max(mx, s)
-                }
-                var sum: Float = 0
-                for j in 0..<n { let e = exp(scores[j] - mx); scores[j] = e; sum += e }
-                let inv = 1 / sum
-                let o = out + t * cfg.qDim + h * D
-                o.update(repeating: 0, count: D)
-                for j in 0..<n {
-                    let w = scores[j] * inv
-                    let vj = values + j * KV + kvh * D
-                    for d in 0..<D { o[d] += w * vj[d] }
-                }
-            }
-        }
-    }
-
-    func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) {
-        for i in 0..<n { x[i] += y[i] }
-    }
-
-    func addBias(_ x: UnsafeMutablePointer<Float>, _ b: [Float], rows: Int) {
-        b.withUnsafeBufferPointer { b in
-            for r in 0..<rows { for i in 0..<b.count { x[r * b.count + i] += b[i] } }
-        }
     }
 }
 

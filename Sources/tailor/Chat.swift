@@ -20,7 +20,7 @@ struct Chat: AsyncParsableCommand {
 
     func run() async throws {
         let lm = try loadModel(modelOptions)
-        let ctx = modelOptions.ctx ?? min(lm.model.config.contextLength, 4096)
+        let ctx = modelOptions.ctx ?? min(lm.model.contextLength, 4096)
         let cache = lm.model.makeCache(maxTokens: ctx)
         let gen = lm.generator()
         var history: [ChatMessage] = []

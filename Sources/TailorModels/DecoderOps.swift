@@ -1,0 +1,142 @@
+// Operations the decoder architectures share, in fp32 over flat row-major buffers.
+// Shapes: T = tokens, C = width, D = head width, P = cached positions.
+import Foundation
+import TailorKernels
+
+/// A decoder-only language model: tokens in, next-token logits out, with a KV cache.
+public protocol CausalLM: AnyObject {
+    var vocabularySize: Int { get }
+    var contextLength: Int { get }
+    var pool: ThreadPool { get set }
+    func makeCache(maxTokens: Int?) -> KVCache
+    /// Runs `tokens` at positions cache.count…, appending to the cache; logits for every token
+    /// ([T × V]) when `allLogits`, else for the last ([V]).
+    func forward(_ tokens: [Int], cache: KVCache, allLogits: Bool) throws -> [Float]
+}
+
+extension CausalLM {
+    public func forward(_ tokens: [Int], cache: KVCache) throws -> [Float] { try forward(tokens, cache: cache, allLogits: false) }
+}
+
+enum DecoderOps {
+    /// y = x / sqrt(mean(x²) + eps) · w, for each of `rows` rows of `width`.
+    static func rmsNorm(_ x: UnsafePointer<Float>, _ w: [Float], _ y: UnsafeMutablePointer<Float>, rows: Int, width: Int, eps: Float) {
+        w.withUnsafeBufferPointer { w in
+            for r in 0..<rows {
+                let xr = x + r * width, yr = y + r * width
+                let ss = MatMul.dot(xr, xr, width)
+                let scale = 1 / (ss / Float(width) + eps).squareRoot()
+                for i in 0..<width { yr[i] = w[i] * (xr[i] * scale) }
+            }
+        }
+    }
+
+    /// Inverse frequencies θ_i = base^(-2i/ropeDim), i < ropeDim/2 (Su et al. 2021, RoFormer).
+    static func ropeFrequencies(base: Float, ropeDim: Int, scale: Float = 1, factors: [Float]? = nil) -> [Float] {
+        (0..<(ropeDim / 2)).map { i in
+            var f = 1 / pow(base, Float(2 * i) / Float(ropeDim)) * scale
+            if let factors { f /= factors[i] }
+            return f
+        }
+    }
+
+    /// Rotates the first ropeDim features of each of `heads` heads (width D) by position·θ_i.
+    /// Normal ordering pairs (2i, 2i+1) (GGUF Llama files, whose Q/K rows the converter
+    /// permuted); NeoX ordering pairs (i, i + ropeDim/2) (Qwen2, Gemma).
+    static func rope(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim D: Int, invFreq: [Float], position: Int, neox: Bool) {
+        let half = invFreq.count
+        for i in 0..<half {
+            let theta = Float(position) * invFreq[i]
+            let c = cos(theta), s = sin(theta)
+            let (i0, i1) = neox ? (i, i + half) : (2 * i, 2 * i + 1)
+            for h in 0..<heads {
+                let base = x + h * D
+                let a = base[i0], b = base[i1]
+                base[i0] = a * c - b * s
+                base[i1] = a * s + b * c
+            }
+        }
+    }
+
+    /// Causal grouped-query attention: T queries (at positions start…start+T-1) over the cache.
+    /// q: [T × H·D], keys/values: [P × Hkv·D], out: [T × H·D]. `window` limits how far back a
+    /// query looks (sliding-window layers); `scale` multiplies q·k.
+    static func attention(q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, keys: UnsafePointer<Float>,
+                          values: UnsafePointer<Float>, tokens T: Int, start: Int, heads H: Int, kvHeads: Int,
+                          headDim D: Int, scale: Float, window: Int? = nil, pool: ThreadPool) {
+        let group = H / kvHeads, KV = kvHeads * D, Q = H * D
+        pool.parallelFor(T * H) { range in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: start + T)
+            defer { scores.deallocate() }
+            for job in range {
+                let t = job / H, h = job % H, kvh = h / group
+                let pos = start + t
+                let first = window.map { max(0, pos - $0 + 1) } ?? 0
+                let qh = q + t * Q + h * D
+                var mx = -Float.infinity
+                for j in first...pos {
+                    let s = MatMul.dot(qh, keys + j * KV + kvh * D, D) * scale
+                    scores[j] = s
+                    mx = max(mx, s)
+                }
+                var sum: Float = 0
+                for j in first...pos { let e = exp(scores[j] - mx); scores[j] = e; sum += e }
+                let inv = 1 / sum
+                let o = out + t * Q + h * D
+                o.update(repeating: 0, count: D)
+                for j in first...pos {
+                    let w = scores[j] * inv
+                    let vj = values + j * KV + kvh * D
+                    for d in 0..<D { o[d] += w * vj[d] }
+                }
+            }
+        }
+    }
+
+    static func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) {
+        for i in 0..<n { x[i] += y[i] }
+    }
+
+    static func addBias(_ x: UnsafeMutablePointer<Float>, _ b: [Float], rows: Int) {
+        b.withUnsafeBufferPointer { b in
+            for r in 0..<rows { for i in 0..<b.count { x[r * b.count + i] += b[i] } }
+        }
+    }
+
+    /// g ← silu(g) · u (SwiGLU, Shazeer 2020).
+    static func swiglu(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, _ n: Int) {
+        for i in 0..<n { let a = g[i]; g[i] = a / (1 + exp(-a)) * u[i] }
+    }
+
+    /// g ← gelu_tanh(g) · u (GeGLU with the tanh approximation, as Gemma uses).
+    static func geglu(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, _ n: Int) {
+        let k: Float = 0.7978845608028654  // sqrt(2/π)
+        for i in 0..<n {
+            let x = g[i]
+            g[i] = 0.5 * x * (1 + tanh(k * (x + 0.044715 * x * x * x))) * u[i]
+        }
+    }
+
+    /// Reads a weight matrix by name, checking its shape [cols, rows] (ggml order).
+    static func matrix(_ file: GGUFFileRef, _ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
+        guard let t = file.tensor(name) else { throw ModelError.format(.missingTensor(name)) }
+        guard t.shape == [cols, rows] else { throw ModelError.tensorShape(name: name, expected: [cols, rows], found: t.shape) }
+        return WeightMatrix(type: t.type, rows: rows, cols: cols, data: file.data(t), owner: file)
+    }
+
+    /// Reads a vector (norm weights, biases) as fp32.
+    static func vector(_ file: GGUFFileRef, _ name: String, _ n: Int) throws -> [Float] {
+        guard let t = file.tensor(name) else { throw ModelError.format(.missingTensor(name)) }
+        guard t.elementCount == n else { throw ModelError.tensorShape(name: name, expected: [n], found: t.shape) }
+        var out = [Float](repeating: 0, count: n)
+        out.withUnsafeMutableBufferPointer { FastDequant.row(t.type, file.data(t), $0.baseAddress!, count: n) }
+        return out
+    }
+
+    static func optionalVector(_ file: GGUFFileRef, _ name: String, _ n: Int) throws -> [Float]? {
+        file.tensor(name) == nil ? nil : try vector(file, name, n)
+    }
+}
+
+import TailorFormats
+typealias GGUFFileRef = GGUFFile
