@@ -33,6 +33,7 @@ let package = Package(
         ]),
         .testTarget(name: "TailorKernelsTests", dependencies: ["TailorKernels", "TailorFormats"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "TailorCLITests", dependencies: ["tailor"]),
         .testTarget(name: "TailorFormatsTests", dependencies: ["TailorFormats"]),
         .testTarget(name: "TailorTokenizersTests", dependencies: ["TailorTokenizers", "TailorFormats"],
                     resources: [.copy("Fixtures")]),

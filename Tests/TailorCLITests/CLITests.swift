@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+
+/// Runs the real `tailor` binary as a user would.
+@Suite(.serialized) struct CLITests {
+    struct Run { let status: Int32; let out: String; let err: String }
+
+    static var binary: URL {
+        // The test bundle sits next to the built products.
+        var dir = Bundle.main.bundleURL
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("tailor")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("tailor")
+    }
+
+    func tailor(_ args: [String], stdin: String? = nil) throws -> Run {
+        let p = Process()
+        p.executableURL = Self.binary
+        p.arguments = args
+        let out = Pipe(), err = Pipe(), inp = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = inp
+        try p.run()
+        if let stdin { inp.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try inp.fileHandleForWriting.close()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Run(status: p.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: e, as: UTF8.self))
+    }
+
+    @Test func generateContinuesThePrompt() throws {
+        let r = try tailor(["generate", "-p", "The capital of France is", "-n", "6", "--temp", "0"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.hasPrefix(" Paris"), "continuation only: \(r.out.debugDescription)")
+    }
+
+    @Test func generateParsesSpecialTokensInThePrompt() throws {
+        let prompt = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+        let r = try tailor(["generate", "-p", prompt, "-n", "20", "--temp", "0"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.contains("Paris"))
+        #expect(!r.out.contains("<|im_start|>"))
+    }
+
+    @Test func chatOnceAndInteractive() throws {
+        let once = try tailor(["chat", "--once", "What is the capital of France?", "--temp", "0"])
+        #expect(once.status == 0, "\(once.err)")
+        #expect(once.out.contains("Paris"))
+        let multi = try tailor(["chat", "--temp", "0", "-n", "40", "--system", "You answer in one short sentence."],
+                               stdin: "What is the capital of France?\nAnd of Italy?\n")
+        #expect(multi.status == 0, "\(multi.err)")
+        #expect(multi.out.contains("Paris") && multi.out.contains("Rome"), "\(multi.out)")
+    }
+
+    @Test func inspectAndModels() throws {
+        let i = try tailor(["inspect", "SmolLM2-135M-Instruct.Q4_1.gguf"])
+        #expect(i.status == 0, "\(i.err)")
+        for s in ["architecture:  llama", "block_count: 30", "Q4_1", "byte-level BPE (gpt2), pre-tokenizer smollm", "chat template"] {
+            #expect(i.out.contains(s), "inspect shows \(s)")
+        }
+        let m = try tailor(["models"])
+        #expect(m.status == 0 && m.out.contains("SmolLM2-135M-Instruct.Q4_1.gguf") && m.out.contains("[default chat]"))
+    }
+
+    @Test func badInputGivesAClearErrorNotACrash() throws {
+        let missing = try tailor(["generate", "-m", "/nonexistent/model.gguf", "-p", "x"])
+        #expect(missing.status == 1)
+        #expect(missing.err.contains("no model"), "\(missing.err)")
+
+        let bad = FileManager.default.temporaryDirectory.appendingPathComponent("tailor-bad-\(UUID()).gguf")
+        try Data("this is not a model file at all".utf8).write(to: bad)
+        defer { try? FileManager.default.removeItem(at: bad) }
+        let r = try tailor(["inspect", bad.path])
+        #expect(r.status == 1)
+        #expect(r.err.contains("not a GGUF file"), "\(r.err)")
+        let g = try tailor(["chat", "-m", bad.path, "--once", "hi"])
+        #expect(g.status == 1 && g.err.contains("not a GGUF file"), "\(g.err)")
+
+        let v = try tailor(["generate", "-p", "x", "--temp", "-1"])
+        #expect(v.status != 0 && v.err.contains("--temp"), "\(v.err)")
+    }
+}
