@@ -1,38 +1,113 @@
-import Dispatch
+// A persistent pool of worker threads for the parallel loops of a forward pass. A 135M-parameter
+// model runs ~150 parallel operations per token, so dispatch must cost about a microsecond:
+// workers spin on an atomic epoch between operations (as llama.cpp's threadpool does), and only
+// sleep on a condition variable after a while without work.
+import Foundation
+import Synchronization
+import CBLAS
 
-/// Parallel loops over a fixed number of workers. `threads` = 1 runs inline.
-public struct ThreadPool: Sendable {
+public final class ThreadPool: @unchecked Sendable {
     public let threads: Int
 
-    public init(threads: Int) { self.threads = max(1, threads) }
+    private let epoch = Atomic<Int>(0)
+    private let nextChunk = Atomic<Int>(0)
+    private let pending = Atomic<Int>(0)
+    private let sleepers = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
+    private let running = Atomic<Int>(0)
+    private let lock = NSCondition()
+    private var job: ((Int) -> Void)?
+    private var chunkCount = 0
+    private var workers: [Thread] = []
+    /// Iterations a worker spins before it sleeps (about a millisecond).
+    private let spinLimit = 200_000
 
-    /// Runs `body(chunkStart..<chunkEnd)` over `0..<count` split into about `threads` equal chunks.
-    @inline(__always)
+    public init(threads: Int) {
+        self.threads = max(1, threads)
+        // Our threads parallelize GEMMs themselves; OpenBLAS's own threads would fight them.
+        openblas_set_num_threads(1)
+        running.store(self.threads - 1, ordering: .relaxed)
+        for i in 1..<self.threads {
+            let t = Thread { [unowned(unsafe) self] in self.workerLoop() }
+            t.name = "tailor-worker-\(i)"
+            t.stackSize = 1 << 20
+            workers.append(t)
+            t.start()
+        }
+    }
+
+    deinit {
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        epoch.add(1, ordering: .sequentiallyConsistent)
+        lock.lock(); lock.broadcast(); lock.unlock()
+        // Workers read this object's fields: wait until every one has left its loop.
+        while running.load(ordering: .acquiring) > 0 { spinPause() }
+    }
+
+    private func workerLoop() {
+        var seen = 0
+        while true {
+            var spins = 0
+            while epoch.load(ordering: .acquiring) == seen {
+                spins += 1
+                if spins < spinLimit { spinPause(); continue }
+                lock.lock()
+                sleepers.add(1, ordering: .sequentiallyConsistent)
+                while epoch.load(ordering: .sequentiallyConsistent) == seen { lock.wait() }
+                sleepers.subtract(1, ordering: .sequentiallyConsistent)
+                lock.unlock()
+            }
+            seen = epoch.load(ordering: .acquiring)
+            if stopping.load(ordering: .acquiring) { running.subtract(1, ordering: .releasing); return }
+            runChunks()
+            pending.subtract(1, ordering: .releasing)
+        }
+    }
+
+    private func runChunks() {
+        guard let job else { return }
+        while true {
+            let c = nextChunk.add(1, ordering: .relaxed).oldValue
+            if c >= chunkCount { break }
+            job(c)
+        }
+    }
+
+    /// Runs `body(range)` over `0..<count` split into chunks of at least `minChunk`, in parallel,
+    /// and returns when all are done. Not reentrant: call it from one thread at a time.
     public func parallelFor(_ count: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
         let chunks = min(threads, max(1, count / max(1, minChunk)))
-        if chunks == 1 { body(0..<count); return }
+        if chunks == 1 || threads == 1 { body(0..<count); return }
         let per = (count + chunks - 1) / chunks
         withoutActuallyEscaping(body) { body in
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            dispatch(chunks) { c in
                 let lo = c * per, hi = min(count, lo + per)
                 if lo < hi { body(lo..<hi) }
             }
         }
     }
 
-    /// The number of cores this process may use.
-    public static var availableCores: Int {
-        #if os(Linux)
-        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        #else
-        return ProcessInfo.processInfo.activeProcessorCount
-        #endif
+    /// Runs `body(chunk)` for chunk in 0..<chunks across the workers and the caller.
+    public func dispatch(_ chunks: Int, _ body: (Int) -> Void) {
+        guard chunks > 1, threads > 1 else { for c in 0..<chunks { body(c) }; return }
+        withoutActuallyEscaping(body) { body in
+            job = body
+            chunkCount = chunks
+            nextChunk.store(0, ordering: .relaxed)
+            pending.store(workers.count, ordering: .relaxed)
+            epoch.add(1, ordering: .sequentiallyConsistent)
+            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+                lock.lock(); lock.broadcast(); lock.unlock()
+            }
+            runChunks()
+            while pending.load(ordering: .acquiring) > 0 { spinPause() }
+            job = nil
+        }
     }
+
+    /// The number of cores this process may use.
+    public static var availableCores: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
 }
 
-#if os(Linux)
-import Glibc
-#else
-import Foundation
-#endif
+@inline(__always) func spinPause() { tailor_cpu_relax() }

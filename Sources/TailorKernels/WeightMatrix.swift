@@ -30,45 +30,95 @@ public struct WeightMatrix: @unchecked Sendable {
     public func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
         FastDequant.row(type, row(r), out, count: cols)
     }
+
+    public var byteCount: Int { rows * rowBytes }
 }
 
-/// Activations × weightsᵀ in fp32, the way transformers computes on dequantized weights.
+/// Activations × weightsᵀ in fp32 — the arithmetic of transformers on dequantized weights.
+/// Few tokens (decoding): fused dequantize-dot kernels, parallel over rows. Many tokens
+/// (prefill): each thread dequantizes panels of rows and multiplies them with OpenBLAS sgemm.
 public enum MatMul {
-    /// y[t, o] = Σ_i x[t, i] · W[o, i]  for t in 0..<tokens.
-    /// x: [tokens × W.cols], y: [tokens × W.rows].
+    /// Tokens at or below this use the matrix-vector kernels.
+    public static let vectorLimit = 4
+    static let panelRows = 64
+
+    /// y[t, o] = Σ_i x[t, i] · W[o, i].  x: [tokens × W.cols], y: [tokens × W.rows].
     public static func forward(_ x: UnsafePointer<Float>, _ w: WeightMatrix, _ y: UnsafeMutablePointer<Float>,
                                tokens: Int, pool: ThreadPool) {
-        if tokens <= 2 {
-            pool.parallelFor(w.rows, minChunk: 16) { range in
-                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: w.cols)
-                defer { scratch.deallocate() }
-                for r in range {
-                    w.dequantizeRow(r, into: scratch)
-                    for t in 0..<tokens {
-                        y[t * w.rows + r] = dot(scratch, x + t * w.cols, w.cols)
-                    }
-                }
-            }
-            return
-        }
-        // Prefill: dequantize a panel of rows, then one sgemm per panel.
-        let panel = min(w.rows, 512)
-        let buf = UnsafeMutablePointer<Float>.allocate(capacity: panel * w.cols)
-        defer { buf.deallocate() }
-        var r0 = 0
-        while r0 < w.rows {
-            let n = min(panel, w.rows - r0)
-            pool.parallelFor(n, minChunk: 8) { range in
-                for r in range { w.dequantizeRow(r0 + r, into: buf + r * w.cols) }
-            }
-            // y[:, r0..<r0+n] = x · panelᵀ
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(n), Int32(w.cols),
-                        1, x, Int32(w.cols), buf, Int32(w.cols), 0, y + r0, Int32(w.rows))
-            r0 += n
+        forward(x, [(w, y)], tokens: tokens, pool: pool)
+    }
+
+    /// Several products of the same input in one parallel dispatch (Q, K and V; gate and up).
+    public static func forward(_ x: UnsafePointer<Float>, _ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)],
+                               tokens: Int, pool: ThreadPool) {
+        guard let cols = outputs.first?.0.cols, tokens > 0 else { return }
+        precondition(outputs.allSatisfy { $0.0.cols == cols })
+        if tokens <= vectorLimit {
+            matvec(x, outputs, cols: cols, tokens: tokens, pool: pool)
+        } else {
+            gemm(x, outputs, cols: cols, tokens: tokens, pool: pool)
         }
     }
 
-    /// Σ a[i]·b[i] with eight independent accumulators (vectorizes).
+    static func matvec(_ x: UnsafePointer<Float>, _ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)],
+                       cols: Int, tokens: Int, pool: ThreadPool) {
+        let nb = cols / 32
+        let sums = UnsafeMutablePointer<Float>.allocate(capacity: max(1, nb * tokens))
+        defer { sums.deallocate() }
+        if cols % 32 == 0 { for t in 0..<tokens { QuantDot.blockSums(x + t * cols, cols, into: sums + t * nb) } }
+        let totalRows = outputs.reduce(0) { $0 + $1.0.rows }
+        // Chunks of 16 rows, claimed dynamically, so threads finish together.
+        let chunk = 16
+        let chunks = (totalRows + chunk - 1) / chunk
+        let fused = outputs.allSatisfy { QuantDot.isFused($0.0.type) }
+        pool.dispatch(chunks) { c in
+            let scratch = fused ? nil : UnsafeMutablePointer<Float>.allocate(capacity: cols)
+            defer { scratch?.deallocate() }
+            var r = c * chunk
+            let end = min(totalRows, r + chunk)
+            var m = 0, base = 0
+            while r >= base + outputs[m].0.rows { base += outputs[m].0.rows; m += 1 }
+            while r < end {
+                let (w, y) = outputs[m]
+                let stop = min(end, base + w.rows)
+                for row in (r - base)..<(stop - base) {
+                    let p = w.row(row)
+                    for t in 0..<tokens {
+                        y[t * w.rows + row] = QuantDot.dot(w.type, p, x + t * cols, sums + t * nb, cols, scratch: scratch ?? UnsafeMutablePointer(mutating: x))
+                    }
+                }
+                r = stop
+                if r < end { base += w.rows; m += 1 }
+            }
+        }
+    }
+
+    static func gemm(_ x: UnsafePointer<Float>, _ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)],
+                     cols: Int, tokens: Int, pool: ThreadPool) {
+        // Work items: panels of up to 64 rows of each matrix.
+        var items: [(m: Int, r0: Int, n: Int)] = []
+        for (i, (w, _)) in outputs.enumerated() {
+            var r = 0
+            while r < w.rows { let n = min(panelRows, w.rows - r); items.append((i, r, n)); r += n }
+        }
+        pool.dispatch(min(items.count, pool.threads)) { worker in
+            let buf = UnsafeMutablePointer<Float>.allocate(capacity: panelRows * cols)
+            defer { buf.deallocate() }
+            var k = worker
+            let stride = min(items.count, pool.threads)
+            while k < items.count {
+                let it = items[k]
+                let (w, y) = outputs[it.m]
+                for r in 0..<it.n { w.dequantizeRow(it.r0 + r, into: buf + r * cols) }
+                // y[:, r0..<r0+n] = x · panelᵀ
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(it.n), Int32(cols),
+                            1, x, Int32(cols), buf, Int32(cols), 0, y + it.r0, Int32(w.rows))
+                k += stride
+            }
+        }
+    }
+
+    /// Σ a[i]·b[i] with sixteen-lane accumulation.
     @inline(__always)
     public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
         var acc = SIMD16<Float>()

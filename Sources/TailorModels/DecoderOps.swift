@@ -1,6 +1,7 @@
 // Operations the decoder architectures share, in fp32 over flat row-major buffers.
 // Shapes: T = tokens, C = width, D = head width, P = cached positions.
 import Foundation
+import CBLAS
 import TailorKernels
 
 /// A decoder-only language model: tokens in, next-token logits out, with a KV cache.
@@ -64,32 +65,63 @@ enum DecoderOps {
     static func attention(q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, keys: UnsafePointer<Float>,
                           values: UnsafePointer<Float>, tokens T: Int, start: Int, heads H: Int, kvHeads: Int,
                           headDim D: Int, scale: Float, window: Int? = nil, pool: ThreadPool) {
+        if T > 8 {
+            attentionGEMM(q: q, out: out, keys: keys, values: values, tokens: T, start: start, heads: H,
+                          kvHeads: kvHeads, headDim: D, scale: scale, window: window, pool: pool)
+            return
+        }
         let group = H / kvHeads, KV = kvHeads * D, Q = H * D
-        pool.parallelFor(T * H) { range in
+        pool.dispatch(T * H) { job in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: start + T)
             defer { scores.deallocate() }
-            for job in range {
-                let t = job / H, h = job % H, kvh = h / group
+            let t = job / H, h = job % H, kvh = h / group
+            let pos = start + t
+            let first = window.map { max(0, pos - $0 + 1) } ?? 0
+            let qh = q + t * Q + h * D
+            var mx = -Float.infinity
+            for j in first...pos {
+                let s = MatMul.dot(qh, keys + j * KV + kvh * D, D) * scale
+                scores[j] = s
+                mx = max(mx, s)
+            }
+            var sum: Float = 0
+            for j in first...pos { let e = exp(scores[j] - mx); scores[j] = e; sum += e }
+            let inv = 1 / sum
+            let o = out + t * Q + h * D
+            o.update(repeating: 0, count: D)
+            for j in first...pos {
+                let w = scores[j] * inv
+                let vj = values + j * KV + kvh * D
+                for d in 0..<D { o[d] += w * vj[d] }
+            }
+        }
+    }
+
+    /// The same for many queries, one head per job with two sgemms: S = Q·Kᵀ [T × P], masked
+    /// softmax, O = S·V.
+    static func attentionGEMM(q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, keys: UnsafePointer<Float>,
+                              values: UnsafePointer<Float>, tokens T: Int, start: Int, heads H: Int, kvHeads: Int,
+                              headDim D: Int, scale: Float, window: Int?, pool: ThreadPool) {
+        let group = H / kvHeads, KV = kvHeads * D, Q = H * D, P = start + T
+        pool.dispatch(H) { h in
+            let kvh = h / group
+            let s = UnsafeMutablePointer<Float>.allocate(capacity: T * P)   // scores [T × P]
+            defer { s.deallocate() }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(P), Int32(D), scale,
+                        q + h * D, Int32(Q), keys + kvh * D, Int32(KV), 0, s, Int32(P))
+            for t in 0..<T {
+                let row = s + t * P
                 let pos = start + t
                 let first = window.map { max(0, pos - $0 + 1) } ?? 0
-                let qh = q + t * Q + h * D
                 var mx = -Float.infinity
-                for j in first...pos {
-                    let s = MatMul.dot(qh, keys + j * KV + kvh * D, D) * scale
-                    scores[j] = s
-                    mx = max(mx, s)
-                }
+                for j in first...pos { mx = max(mx, row[j]) }
                 var sum: Float = 0
-                for j in first...pos { let e = exp(scores[j] - mx); scores[j] = e; sum += e }
+                for j in first...pos { let e = exp(row[j] - mx); row[j] = e; sum += e }
                 let inv = 1 / sum
-                let o = out + t * Q + h * D
-                o.update(repeating: 0, count: D)
-                for j in first...pos {
-                    let w = scores[j] * inv
-                    let vj = values + j * KV + kvh * D
-                    for d in 0..<D { o[d] += w * vj[d] }
-                }
+                for j in 0..<P { row[j] = (j >= first && j <= pos) ? row[j] * inv : 0 }
             }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(D), Int32(P), 1,
+                        s, Int32(P), values + kvh * D, Int32(KV), 0, out + h * D, Int32(Q))
         }
     }
 

@@ -136,9 +136,7 @@ public final class Gemma3Model: CausalLM, @unchecked Sendable {
             let global = cfg.isGlobal(l)
             let invFreq = global ? invFreqGlobal : invFreqLocal
             DecoderOps.rmsNorm(x.p, b.attnNorm, xn.p, rows: T, width: C, eps: cfg.normEps)
-            MatMul.forward(xn.p, b.wq, q.p, tokens: T, pool: pool)
-            MatMul.forward(xn.p, b.wk, k.p, tokens: T, pool: pool)
-            MatMul.forward(xn.p, b.wv, v.p, tokens: T, pool: pool)
+            MatMul.forward(xn.p, [(b.wq, q.p), (b.wk, k.p), (b.wv, v.p)], tokens: T, pool: pool)
             DecoderOps.rmsNorm(q.p, b.qNorm, q.p, rows: T * H, width: D, eps: cfg.normEps)
             DecoderOps.rmsNorm(k.p, b.kNorm, k.p, rows: T * Hkv, width: D, eps: cfg.normEps)
             for t in 0..<T {
@@ -155,8 +153,7 @@ public final class Gemma3Model: CausalLM, @unchecked Sendable {
             DecoderOps.add(x.p, normed.p, T * C)
 
             DecoderOps.rmsNorm(x.p, b.ffnNorm, xn.p, rows: T, width: C, eps: cfg.normEps)
-            MatMul.forward(xn.p, b.gate, g.p, tokens: T, pool: pool)
-            MatMul.forward(xn.p, b.up, u.p, tokens: T, pool: pool)
+            MatMul.forward(xn.p, [(b.gate, g.p), (b.up, u.p)], tokens: T, pool: pool)
             DecoderOps.geglu(g.p, u.p, T * F)
             MatMul.forward(g.p, b.down, proj.p, tokens: T, pool: pool)
             DecoderOps.rmsNorm(proj.p, b.postFFNNorm, normed.p, rows: T, width: C, eps: cfg.normEps)

@@ -156,9 +156,7 @@ public final class LlamaModel: CausalLM, @unchecked Sendable {
 
         for (l, b) in blocks.enumerated() {
             DecoderOps.rmsNorm(x.p, b.attnNorm, xn.p, rows: T, width: C, eps: cfg.normEps)
-            MatMul.forward(xn.p, b.wq, q.p, tokens: T, pool: pool)
-            MatMul.forward(xn.p, b.wk, k.p, tokens: T, pool: pool)
-            MatMul.forward(xn.p, b.wv, v.p, tokens: T, pool: pool)
+            MatMul.forward(xn.p, [(b.wq, q.p), (b.wk, k.p), (b.wv, v.p)], tokens: T, pool: pool)
             if let bq = b.bq { DecoderOps.addBias(q.p, bq, rows: T) }
             if let bk = b.bk { DecoderOps.addBias(k.p, bk, rows: T) }
             if let bv = b.bv { DecoderOps.addBias(v.p, bv, rows: T) }
@@ -174,8 +172,7 @@ public final class LlamaModel: CausalLM, @unchecked Sendable {
             DecoderOps.add(x.p, proj.p, T * C)
 
             DecoderOps.rmsNorm(x.p, b.ffnNorm, xn.p, rows: T, width: C, eps: cfg.normEps)
-            MatMul.forward(xn.p, b.gate, g.p, tokens: T, pool: pool)
-            MatMul.forward(xn.p, b.up, u.p, tokens: T, pool: pool)
+            MatMul.forward(xn.p, [(b.gate, g.p), (b.up, u.p)], tokens: T, pool: pool)
             DecoderOps.swiglu(g.p, u.p, T * F)
             MatMul.forward(g.p, b.down, proj.p, tokens: T, pool: pool)
             DecoderOps.add(x.p, proj.p, T * C)

@@ -3,12 +3,19 @@ import Foundation
 import TailorKernels
 
 @main
+enum TailorMain {
+    static func main() async {
+        OpenBLASSetup.ensureCoreType()
+        await Tailor.main()
+    }
+}
+
 struct Tailor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tailor",
         abstract: "Customize a local language model with your own data: retrieval, fine-tuning, or both.",
         version: "0.1.0",
-        subcommands: [Chat.self, Generate.self, Inspect.self, Models.self],
+        subcommands: [Chat.self, Generate.self, Inspect.self, Models.self, Bench.self],
         defaultSubcommand: nil)
 }
 
