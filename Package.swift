@@ -4,17 +4,15 @@ import Foundation
 
 // Release builds are tuned for the machine that builds them (the set-up builds where it runs).
 // TAILOR_PORTABLE=1 drops -march=native for a binary that runs on any x86-64.
-// The AVX-512 kernels are compiled in when the building CPU has AVX-512 (F, BW, VNNI), else the
-// AVX2 kernels when it has AVX2/FMA/F16C; otherwise the portable kernels (Swift SIMD,
-// compiler-vectorized loops) are used.
+// The AVX2 kernels are compiled in when the building CPU has AVX2/FMA/F16C (AVX-512 machines
+// too); otherwise the portable kernels (Swift SIMD, compiler-vectorized loops) are used.
 let portable = Context.environment["TAILOR_PORTABLE"] == "1"
 let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-let avx512 = !portable && cpuinfo.contains("avx512f") && cpuinfo.contains("avx512bw") && cpuinfo.contains("avx512_vnni")
 let avx2 = !portable && cpuinfo.contains(" avx2") && cpuinfo.contains(" fma") && cpuinfo.contains(" f16c")
 var fast: [SwiftSetting] = [
     .unsafeFlags(["-enforce-exclusivity=unchecked"] + (portable ? [] : ["-Xcc", "-march=native"])),
 ]
-if avx512 { fast.append(.define("TAILOR_AVX512")) } else if avx2 { fast.append(.define("TAILOR_AVX2")) }
+if avx2 { fast.append(.define("TAILOR_AVX2")) }
 
 let package = Package(
     name: "Tailor",

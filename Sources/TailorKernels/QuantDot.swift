@@ -19,7 +19,7 @@ public enum QuantDot {
 
     /// Whether `type` has a fused kernel (others dequantize the row first).
     public static func isFused(_ type: GGMLType) -> Bool {
-        #if TAILOR_AVX512 || TAILOR_AVX2
+        #if TAILOR_AVX2
         switch type {
         case .f32, .f16, .q4_0, .q4_1, .q8_0, .q4_K, .q6_K, .q5_0: return true
         default: return false
@@ -33,19 +33,7 @@ public enum QuantDot {
     @inline(__always)
     public static func dot(_ type: GGMLType, _ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xSums: UnsafePointer<Float>,
                            _ n: Int, scratch: UnsafeMutablePointer<Float>) -> Float {
-        #if TAILOR_AVX512
-        switch type {
-        case .q4_1: return AVX512Dot.q4_1(row, x, xSums, n / 32)
-        case .q4_0: return AVX512Dot.q4_0(row, x, xSums, n / 32)
-        case .q8_0: return AVX512Dot.q8_0(row, x, n / 32)
-        case .q5_0: return AVX512Dot.q5_0(row, x, xSums, n / 32)
-        case .q4_K: return AVX512Dot.q4_K(row, x, xSums, n / 256)
-        case .q6_K: return AVX512Dot.q6_K(row, x, n / 256)
-        case .f16: return AVX512Dot.f16(row, x, n)
-        case .f32: return AVX512Dot.f32(row.assumingMemoryBound(to: Float.self), x, n)
-        default: break
-        }
-        #elseif TAILOR_AVX2
+        #if TAILOR_AVX2
         switch type {
         case .q4_1: return AVX2Dot.q4_1(row, x, xSums, n / 32)
         case .q4_0: return AVX2Dot.q4_0(row, x, xSums, n / 32)
@@ -64,183 +52,15 @@ public enum QuantDot {
     }
 }
 
-#if TAILOR_AVX512
-import _Builtin_intrinsics.intel
-
-/// AVX-512 kernels (x86-64 with AVX-512 F/BW). Two accumulators hide FMA latency.
-enum AVX512Dot {
-    @inline(__always) static func half(_ p: UnsafeRawPointer, _ o: Int) -> Float {
-        halfToFloatTable.withUnsafeBufferPointer { $0[Int(p.loadUnaligned(fromByteOffset: o, as: UInt16.self))] }
-    }
-    @inline(__always) static func lx(_ x: UnsafePointer<Float>) -> __m512 { _mm512_loadu_ps(x) }
-
-    /// Unpacks 16 bytes of nibbles into two float vectors (low nibbles: elements 0…15, high: 16…31).
-    @inline(__always) static func nibbles16(_ p: UnsafeRawPointer) -> (__m512, __m512) {
-        let q = _mm_loadu_si128(p.assumingMemoryBound(to: __m128i.self))
-        let mask = _mm_set1_epi8(0x0F)
-        let lo = _mm_and_si128(q, mask)
-        let hi = _mm_and_si128(_mm_srli_epi16(q, 4), mask)
-        return (_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)))
-    }
-
-    static func q4_1(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xs: UnsafePointer<Float>, _ nb: Int) -> Float {
-        var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps()
-        var mins: Float = 0
-        var b = 0
-        while b < nb {
-            let p = row + b * 20
-            let (lo, hi) = nibbles16(p + 4)
-            let t = _mm512_fmadd_ps(hi, lx(x + 32 * b + 16), _mm512_mul_ps(lo, lx(x + 32 * b)))
-            if b & 1 == 0 { acc0 = _mm512_fmadd_ps(_mm512_set1_ps(half(p, 0)), t, acc0) }
-            else { acc1 = _mm512_fmadd_ps(_mm512_set1_ps(half(p, 0)), t, acc1) }
-            mins += half(p, 2) * xs[b]
-            b += 1
-        }
-        return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + mins
-    }
-
-    static func q4_0(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xs: UnsafePointer<Float>, _ nb: Int) -> Float {
-        var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps()
-        var offs: Float = 0
-        for b in 0..<nb {
-            let p = row + b * 18
-            let d = half(p, 0)
-            let (lo, hi) = nibbles16(p + 2)
-            let t = _mm512_fmadd_ps(hi, lx(x + 32 * b + 16), _mm512_mul_ps(lo, lx(x + 32 * b)))
-            if b & 1 == 0 { acc0 = _mm512_fmadd_ps(_mm512_set1_ps(d), t, acc0) }
-            else { acc1 = _mm512_fmadd_ps(_mm512_set1_ps(d), t, acc1) }
-            offs += 8 * d * xs[b]
-        }
-        return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - offs
-    }
-
-    static func q5_0(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xs: UnsafePointer<Float>, _ nb: Int) -> Float {
-        var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps()
-        var offs: Float = 0
-        for b in 0..<nb {
-            let p = row + b * 22
-            let d = half(p, 0)
-            let qh = p.loadUnaligned(fromByteOffset: 2, as: UInt32.self)
-            var (lo, hi) = nibbles16(p + 6)
-            // Fifth bits: bit j of qh for element j, bit j+16 for element j+16.
-            let hlo = _mm512_maskz_mov_ps(__mmask16(truncatingIfNeeded: qh), _mm512_set1_ps(16))
-            let hhi = _mm512_maskz_mov_ps(__mmask16(truncatingIfNeeded: qh >> 16), _mm512_set1_ps(16))
-            lo = _mm512_add_ps(lo, hlo); hi = _mm512_add_ps(hi, hhi)
-            let t = _mm512_fmadd_ps(hi, lx(x + 32 * b + 16), _mm512_mul_ps(lo, lx(x + 32 * b)))
-            if b & 1 == 0 { acc0 = _mm512_fmadd_ps(_mm512_set1_ps(d), t, acc0) }
-            else { acc1 = _mm512_fmadd_ps(_mm512_set1_ps(d), t, acc1) }
-            offs += 16 * d * xs[b]
-        }
-        return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - offs
-    }
-
-    static func q8_0(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ nb: Int) -> Float {
-        var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps()
-        for b in 0..<nb {
-            let p = row + b * 34
-            let q0 = _mm_loadu_si128((p + 2).assumingMemoryBound(to: __m128i.self))
-            let q1 = _mm_loadu_si128((p + 18).assumingMemoryBound(to: __m128i.self))
-            let f0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0)), f1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1))
-            let t = _mm512_fmadd_ps(f1, lx(x + 32 * b + 16), _mm512_mul_ps(f0, lx(x + 32 * b)))
-            if b & 1 == 0 { acc0 = _mm512_fmadd_ps(_mm512_set1_ps(half(p, 0)), t, acc0) }
-            else { acc1 = _mm512_fmadd_ps(_mm512_set1_ps(half(p, 0)), t, acc1) }
-        }
-        return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
-    }
-
-    static func q4_K(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xs: UnsafePointer<Float>, _ nb: Int) -> Float {
-        var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps()
-        var mins: Float = 0
-        let mask = _mm_set1_epi8(0x0F)
-        for b in 0..<nb {
-            let p = row + b * 144
-            let d = half(p, 0), dmin = half(p, 2)
-            let sc = p + 4, qs = p + 16
-            let xb = x + 256 * b
-            for j in 0..<4 {
-                let (s0, m0) = scaleMinK4(2 * j, sc), (s1, m1) = scaleMinK4(2 * j + 1, sc)
-                let qa = _mm_loadu_si128((qs + 32 * j).assumingMemoryBound(to: __m128i.self))
-                let qb = _mm_loadu_si128((qs + 32 * j + 16).assumingMemoryBound(to: __m128i.self))
-                let la = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(qa, mask)))
-                let lb = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(qb, mask)))
-                let ha = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(qa, 4), mask)))
-                let hb = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(qb, 4), mask)))
-                let e = xb + 64 * j
-                let tl = _mm512_fmadd_ps(lb, lx(e + 16), _mm512_mul_ps(la, lx(e)))
-                let th = _mm512_fmadd_ps(hb, lx(e + 48), _mm512_mul_ps(ha, lx(e + 32)))
-                acc0 = _mm512_fmadd_ps(_mm512_set1_ps(d * Float(s0)), tl, acc0)
-                acc1 = _mm512_fmadd_ps(_mm512_set1_ps(d * Float(s1)), th, acc1)
-                mins += dmin * (Float(m0) * xs[8 * b + 2 * j] + Float(m1) * xs[8 * b + 2 * j + 1])
-            }
-        }
-        return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - mins
-    }
-
-    static func q6_K(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ nb: Int) -> Float {
-        var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps()
-        let m4 = _mm_set1_epi8(0x0F), m2 = _mm_set1_epi8(0x03)
-        let off = _mm512_set1_epi32(32)
-        for b in 0..<nb {
-            let p = row + b * 210
-            let d = half(p, 208)
-            for n in 0..<2 {
-                let ql = p + 64 * n, qh = p + 128 + 32 * n, sc = p + 192 + 8 * n
-                let xb = x + 256 * b + 128 * n
-                for h in 0..<2 {  // l in 0..<16 or 16..<32
-                    let l0 = _mm_loadu_si128((ql + 16 * h).assumingMemoryBound(to: __m128i.self))
-                    let l1 = _mm_loadu_si128((ql + 32 + 16 * h).assumingMemoryBound(to: __m128i.self))
-                    let hh = _mm_loadu_si128((qh + 16 * h).assumingMemoryBound(to: __m128i.self))
-                    let q1 = _mm_or_si128(_mm_and_si128(l0, m4), _mm_slli_epi16(_mm_and_si128(hh, m2), 4))
-                    let q2 = _mm_or_si128(_mm_and_si128(l1, m4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(hh, 2), m2), 4))
-                    let q3 = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(l0, 4), m4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(hh, 4), m2), 4))
-                    let q4 = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(l1, 4), m4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(hh, 6), m2), 4))
-                    func f(_ q: __m128i) -> __m512 { _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(q), off)) }
-                    let s = { (k: Int) -> __m512 in _mm512_set1_ps(d * Float(sc.load(fromByteOffset: k, as: Int8.self))) }
-                    acc0 = _mm512_fmadd_ps(s(h), _mm512_mul_ps(f(q1), lx(xb + 16 * h)), acc0)
-                    acc1 = _mm512_fmadd_ps(s(h + 2), _mm512_mul_ps(f(q2), lx(xb + 32 + 16 * h)), acc1)
-                    acc0 = _mm512_fmadd_ps(s(h + 4), _mm512_mul_ps(f(q3), lx(xb + 64 + 16 * h)), acc0)
-                    acc1 = _mm512_fmadd_ps(s(h + 6), _mm512_mul_ps(f(q4), lx(xb + 96 + 16 * h)), acc1)
-                }
-            }
-        }
-        return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
-    }
-
-    static func f16(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc = _mm512_setzero_ps()
-        var i = 0
-        while i + 16 <= n {
-            let h = _mm256_loadu_si256((row + 2 * i).assumingMemoryBound(to: __m256i.self))
-            acc = _mm512_fmadd_ps(_mm512_cvtph_ps(h), lx(x + i), acc)
-            i += 16
-        }
-        var s = _mm512_reduce_add_ps(acc)
-        while i < n { s += halfToFloat(row.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) * x[i]; i += 1 }
-        return s
-    }
-
-    static func f32(_ a: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps()
-        var i = 0
-        while i + 32 <= n {
-            acc0 = _mm512_fmadd_ps(lx(a + i), lx(x + i), acc0)
-            acc1 = _mm512_fmadd_ps(lx(a + i + 16), lx(x + i + 16), acc1)
-            i += 32
-        }
-        var s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
-        while i < n { s += a[i] * x[i]; i += 1 }
-        return s
-    }
-}
-#endif
 
 #if TAILOR_AVX2
 import _Builtin_intrinsics.intel
 
 /// AVX2/FMA kernels (x86-64 without AVX-512). Eight lanes; two accumulators hide FMA latency.
 enum AVX2Dot {
+    /// One fp16 field to fp32 with the F16C instruction (a table in a lazy global costs a call).
     @inline(__always) static func half(_ p: UnsafeRawPointer, _ o: Int) -> Float {
-        halfToFloatTable.withUnsafeBufferPointer { $0[Int(p.loadUnaligned(fromByteOffset: o, as: UInt16.self))] }
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(Int32(p.loadUnaligned(fromByteOffset: o, as: UInt16.self)))))
     }
     @inline(__always) static func lx(_ x: UnsafePointer<Float>) -> __m256 { _mm256_loadu_ps(x) }
     @inline(__always) static func hsum(_ v: __m256) -> Float { v.sum() }

@@ -44,16 +44,19 @@ public enum MatMul {
 
     /// y[t, o] = Σ_i x[t, i] · W[o, i].  x: [tokens × W.cols], y: [tokens × W.rows].
     public static func forward(_ x: UnsafePointer<Float>, _ w: WeightMatrix, _ y: UnsafeMutablePointer<Float>,
-                               tokens: Int, pool: ThreadPool) {
-        forward(x, [(w, y)], tokens: tokens, pool: pool)
+                               tokens: Int, pool: ThreadPool, precision: Precision = .exact) {
+        forward(x, [(w, y)], tokens: tokens, pool: pool, precision: precision)
     }
 
     /// Several products of the same input in one parallel dispatch (Q, K and V; gate and up).
     public static func forward(_ x: UnsafePointer<Float>, _ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)],
-                               tokens: Int, pool: ThreadPool) {
+                               tokens: Int, pool: ThreadPool, precision: Precision = .exact) {
         guard let cols = outputs.first?.0.cols, tokens > 0 else { return }
         precondition(outputs.allSatisfy { $0.0.cols == cols })
-        if tokens <= vectorLimit {
+        if tokens <= vectorLimit, precision == .fast, outputs.allSatisfy({ Q8Dot.supports($0.0.type) }),
+           cols % 32 == 0, !outputs.contains(where: { Q8Dot.uses256($0.0.type) && cols % 256 != 0 }) {
+            matvecInt8(x, outputs, cols: cols, tokens: tokens, pool: pool)
+        } else if tokens <= vectorLimit {
             matvec(x, outputs, cols: cols, tokens: tokens, pool: pool)
         } else {
             gemm(x, outputs, cols: cols, tokens: tokens, pool: pool)
@@ -66,26 +69,91 @@ public enum MatMul {
         let sums = UnsafeMutablePointer<Float>.allocate(capacity: max(1, nb * tokens))
         defer { sums.deallocate() }
         if cols % 32 == 0 { for t in 0..<tokens { QuantDot.blockSums(x + t * cols, cols, into: sums + t * nb) } }
-        let totalRows = outputs.reduce(0) { $0 + $1.0.rows }
-        // Chunks of 16 rows, claimed dynamically, so threads finish together.
-        let chunk = 16
-        let chunks = (totalRows + chunk - 1) / chunk
         let fused = outputs.allSatisfy { QuantDot.isFused($0.0.type) }
-        pool.dispatch(chunks) { c in
-            let scratch = fused ? nil : UnsafeMutablePointer<Float>.allocate(capacity: cols)
-            defer { scratch?.deallocate() }
-            var r = c * chunk
-            let end = min(totalRows, r + chunk)
+        let scratchPerThread = UnsafeMutablePointer<Float>.allocate(capacity: fused ? 1 : cols * pool.threads)
+        defer { scratchPerThread.deallocate() }
+        forEachRow(outputs, pool: pool) { w, y, row, part in
+            let scratch = fused ? scratchPerThread : scratchPerThread + cols * part
+            let p = w.row(row)
+            for t in 0..<tokens {
+                y[t * w.rows + row] = QuantDot.dot(w.type, p, x + t * cols, sums + t * nb, cols, scratch: scratch)
+            }
+        }
+    }
+
+    /// Decoding with 8-bit activations: quantize x once, then integer dot products per row.
+    static func matvecInt8(_ x: UnsafePointer<Float>, _ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)],
+                           cols: Int, tokens: Int, pool: ThreadPool) {
+        let acts = QuantizedActivations(n: cols, tokens: tokens)
+        acts.quantize(x, blocks32: outputs.contains { !Q8Dot.uses256($0.0.type) }, blocks256: outputs.contains { Q8Dot.uses256($0.0.type) })
+        forEachRowPair(outputs, pool: pool) { w, y, row, pair in
+            for t in 0..<tokens {
+                if pair {
+                    let (a, b) = Q8Dot.dot2(w.type, w.row(row), w.row(row + 1), acts, token: t)
+                    y[t * w.rows + row] = a
+                    y[t * w.rows + row + 1] = b
+                } else {
+                    y[t * w.rows + row] = Q8Dot.dot(w.type, w.row(row), acts, token: t)
+                }
+            }
+        }
+    }
+
+    /// Like forEachRow, but hands out rows two at a time where two rows of one matrix are left
+    /// (`pair` true: rows `row` and `row + 1`).
+    static func forEachRowPair(_ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)], pool: ThreadPool,
+                               _ body: (WeightMatrix, UnsafeMutablePointer<Float>, Int, Bool) -> Void) {
+        let totalRows = outputs.reduce(0) { $0 + $1.0.rows }
+        let parts = min(pool.threads, max(1, totalRows / 8))
+        // Even split points, so pairs never straddle two threads.
+        let per = ((totalRows + parts - 1) / parts + 1) & ~1
+        pool.dispatch(parts) { c in
+            var r = c * per
+            let end = min(totalRows, r + per)
             var m = 0, base = 0
-            while r >= base + outputs[m].0.rows { base += outputs[m].0.rows; m += 1 }
+            while m < outputs.count, r >= base + outputs[m].0.rows { base += outputs[m].0.rows; m += 1 }
+            while r < end {
+                let (w, y) = outputs[m]
+                let stop = min(end, base + w.rows)
+                var row = r - base
+                while row < stop - base {
+                    if row + 4 < w.rows {
+                        let ahead = UnsafeRawPointer(w.row(row + 4))
+                        var off = 0
+                        while off < 2 * w.rowBytes { tailor_prefetch(ahead + off); off += 64 }
+                    }
+                    let pair = row + 1 < stop - base
+                    body(w, y, row, pair)
+                    row += pair ? 2 : 1
+                }
+                r = stop
+                if r < end { base += w.rows; m += 1 }
+            }
+        }
+    }
+
+    /// Calls `body` for every row of every matrix, each thread taking one contiguous range of
+    /// the rows (so each streams its weights sequentially) and prefetching two rows ahead.
+    static func forEachRow(_ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)], pool: ThreadPool,
+                           _ body: (WeightMatrix, UnsafeMutablePointer<Float>, Int, Int) -> Void) {
+        let totalRows = outputs.reduce(0) { $0 + $1.0.rows }
+        let parts = min(pool.threads, max(1, totalRows / 8))
+        let per = (totalRows + parts - 1) / parts
+        pool.dispatch(parts) { c in
+            var r = c * per
+            let end = min(totalRows, r + per)
+            var m = 0, base = 0
+            while m < outputs.count, r >= base + outputs[m].0.rows { base += outputs[m].0.rows; m += 1 }
             while r < end {
                 let (w, y) = outputs[m]
                 let stop = min(end, base + w.rows)
                 for row in (r - base)..<(stop - base) {
-                    let p = w.row(row)
-                    for t in 0..<tokens {
-                        y[t * w.rows + row] = QuantDot.dot(w.type, p, x + t * cols, sums + t * nb, cols, scratch: scratch ?? UnsafeMutablePointer(mutating: x))
+                    if row + 2 < w.rows {
+                        let ahead = UnsafeRawPointer(w.row(row + 2))
+                        var off = 0
+                        while off < w.rowBytes { tailor_prefetch(ahead + off); off += 64 }
                     }
+                    body(w, y, row, c)
                 }
                 r = stop
                 if r < end { base += w.rows; m += 1 }
@@ -134,3 +202,4 @@ public enum MatMul {
         return s
     }
 }
+

@@ -9,6 +9,7 @@ public protocol CausalLM: AnyObject {
     var vocabularySize: Int { get }
     var contextLength: Int { get }
     var pool: ThreadPool { get set }
+    var precision: Precision { get set }
     func makeCache(maxTokens: Int?) -> KVCache
     /// Runs `tokens` at positions cache.count…, appending to the cache; logits for every token
     /// ([T × V]) when `allLogits`, else for the last ([V]).
@@ -59,28 +60,37 @@ enum DecoderOps {
         }
     }
 
-    /// Causal grouped-query attention: T queries (at positions start…start+T-1) over the cache.
-    /// q: [T × H·D], keys/values: [P × Hkv·D], out: [T × H·D]. `window` limits how far back a
-    /// query looks (sliding-window layers); `scale` multiplies q·k.
-    static func attention(q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, keys: UnsafePointer<Float>,
-                          values: UnsafePointer<Float>, tokens T: Int, start: Int, heads H: Int, kvHeads: Int,
+    /// Causal grouped-query attention: T queries (at positions start…start+T-1) over layer
+    /// `layer` of the cache. q: [T × H·D], out: [T × H·D]. `window` limits how far back a query
+    /// looks (sliding-window layers); `scale` multiplies q·k. With an fp16 cache the queries and
+    /// the attention weights are rounded to fp16 before their products, as llama.cpp's f16
+    /// matrix products do.
+    static func attention(q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, cache: KVCache, layer: Int,
+                          tokens T: Int, start: Int, heads H: Int, kvHeads: Int,
                           headDim D: Int, scale: Float, window: Int? = nil, pool: ThreadPool) {
         if T > 8 {
-            attentionGEMM(q: q, out: out, keys: keys, values: values, tokens: T, start: start, heads: H,
+            attentionGEMM(q: q, out: out, cache: cache, layer: layer, tokens: T, start: start, heads: H,
                           kvHeads: kvHeads, headDim: D, scale: scale, window: window, pool: pool)
             return
         }
         let group = H / kvHeads, KV = kvHeads * D, Q = H * D
+        let half = cache.isHalf
+        let kf = cache.keys[layer].assumingMemoryBound(to: Float.self), vf = cache.values[layer].assumingMemoryBound(to: Float.self)
+        let kh = cache.keys[layer].assumingMemoryBound(to: UInt16.self), vh = cache.values[layer].assumingMemoryBound(to: UInt16.self)
         pool.dispatch(T * H) { job in
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: start + T)
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: start + T + D)
             defer { scores.deallocate() }
+            let qr = scores + start + T  // this head's query, fp16-rounded when the cache is fp16
             let t = job / H, h = job % H, kvh = h / group
             let pos = start + t
             let first = window.map { max(0, pos - $0 + 1) } ?? 0
             let qh = q + t * Q + h * D
+            for d in 0..<D { qr[d] = half ? halfToFloat(floatToHalf(qh[d])) : qh[d] }
             var mx = -Float.infinity
             for j in first...pos {
-                let s = MatMul.dot(qh, keys + j * KV + kvh * D, D) * scale
+                let s: Float
+                if half { s = HalfDot.dot(qr, kh + j * KV + kvh * D, D) * scale }
+                else { s = MatMul.dot(qr, kf + j * KV + kvh * D, D) * scale }
                 scores[j] = s
                 mx = max(mx, s)
             }
@@ -90,19 +100,35 @@ enum DecoderOps {
             let o = out + t * Q + h * D
             o.update(repeating: 0, count: D)
             for j in first...pos {
-                let w = scores[j] * inv
-                let vj = values + j * KV + kvh * D
-                for d in 0..<D { o[d] += w * vj[d] }
+                var w = scores[j] * inv
+                if half {
+                    w = halfToFloat(floatToHalf(w))
+                    HalfDot.axpy(w, vh + j * KV + kvh * D, o, D)
+                } else {
+                    let vj = vf + j * KV + kvh * D
+                    for d in 0..<D { o[d] += w * vj[d] }
+                }
             }
         }
     }
 
     /// The same for many queries, one head per job with two sgemms: S = Q·Kᵀ [T × P], masked
-    /// softmax, O = S·V.
-    static func attentionGEMM(q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, keys: UnsafePointer<Float>,
-                              values: UnsafePointer<Float>, tokens T: Int, start: Int, heads H: Int, kvHeads: Int,
+    /// softmax, O = S·V. An fp16 cache is widened to fp32 first.
+    static func attentionGEMM(q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, cache: KVCache, layer: Int,
+                              tokens T: Int, start: Int, heads H: Int, kvHeads: Int,
                               headDim D: Int, scale: Float, window: Int?, pool: ThreadPool) {
         let group = H / kvHeads, KV = kvHeads * D, Q = H * D, P = start + T
+        var keys = UnsafePointer(cache.keys[layer].assumingMemoryBound(to: Float.self))
+        var values = UnsafePointer(cache.values[layer].assumingMemoryBound(to: Float.self))
+        var widened: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)?
+        if cache.isHalf {
+            let k = UnsafeMutablePointer<Float>.allocate(capacity: P * KV), v = UnsafeMutablePointer<Float>.allocate(capacity: P * KV)
+            let kh = cache.keys[layer].assumingMemoryBound(to: UInt16.self), vh = cache.values[layer].assumingMemoryBound(to: UInt16.self)
+            for i in 0..<(P * KV) { k[i] = halfToFloat(kh[i]); v[i] = halfToFloat(vh[i]) }
+            keys = UnsafePointer(k); values = UnsafePointer(v)
+            widened = (k, v)
+        }
+        defer { if let (k, v) = widened { k.deallocate(); v.deallocate() } }
         pool.dispatch(H) { h in
             let kvh = h / group
             let s = UnsafeMutablePointer<Float>.allocate(capacity: T * P)   // scores [T × P]

@@ -73,6 +73,9 @@ public final class Gemma3Model: CausalLM, @unchecked Sendable {
     let invFreqGlobal: [Float]
     let invFreqLocal: [Float]
     public var pool: ThreadPool
+    /// Arithmetic: .exact (fp32 activations, transformers) or .fast (8-bit activations and an
+    /// fp16 cache, llama.cpp). Caches made before a change keep their storage.
+    public var precision: Precision = .exact
 
     public var vocabularySize: Int { config.vocabulary }
     public var contextLength: Int { config.contextLength }
@@ -106,7 +109,7 @@ public final class Gemma3Model: CausalLM, @unchecked Sendable {
 
     public func makeCache(maxTokens: Int?) -> KVCache {
         KVCache(layers: config.layers, kvDim: config.kvHeads * config.headDim,
-                maxTokens: min(maxTokens ?? config.contextLength, config.contextLength))
+                maxTokens: min(maxTokens ?? config.contextLength, config.contextLength), half: precision == .fast)
     }
 
     public func forward(_ tokens: [Int], cache: KVCache, allLogits: Bool) throws -> [Float] {
@@ -136,26 +139,25 @@ public final class Gemma3Model: CausalLM, @unchecked Sendable {
             let global = cfg.isGlobal(l)
             let invFreq = global ? invFreqGlobal : invFreqLocal
             DecoderOps.rmsNorm(x.p, b.attnNorm, xn.p, rows: T, width: C, eps: cfg.normEps)
-            MatMul.forward(xn.p, [(b.wq, q.p), (b.wk, k.p), (b.wv, v.p)], tokens: T, pool: pool)
+            MatMul.forward(xn.p, [(b.wq, q.p), (b.wk, k.p), (b.wv, v.p)], tokens: T, pool: pool, precision: precision)
             DecoderOps.rmsNorm(q.p, b.qNorm, q.p, rows: T * H, width: D, eps: cfg.normEps)
             DecoderOps.rmsNorm(k.p, b.kNorm, k.p, rows: T * Hkv, width: D, eps: cfg.normEps)
             for t in 0..<T {
                 DecoderOps.rope(q.p + t * Q, heads: H, headDim: D, invFreq: invFreq, position: start + t, neox: true)
                 DecoderOps.rope(k.p + t * KV, heads: Hkv, headDim: D, invFreq: invFreq, position: start + t, neox: true)
             }
-            (cache.keys[l] + start * KV).update(from: k.p, count: T * KV)
-            (cache.values[l] + start * KV).update(from: v.p, count: T * KV)
-            DecoderOps.attention(q: q.p, out: att.p, keys: cache.keys[l], values: cache.values[l], tokens: T, start: start,
+            cache.store(layer: l, start: start, keys: k.p, values: v.p, count: T)
+            DecoderOps.attention(q: q.p, out: att.p, cache: cache, layer: l, tokens: T, start: start,
                                  heads: H, kvHeads: Hkv, headDim: D, scale: 1 / Float(D).squareRoot(),
                                  window: global ? nil : cfg.slidingWindow, pool: pool)
-            MatMul.forward(att.p, b.wo, proj.p, tokens: T, pool: pool)
+            MatMul.forward(att.p, b.wo, proj.p, tokens: T, pool: pool, precision: precision)
             DecoderOps.rmsNorm(proj.p, b.postAttnNorm, normed.p, rows: T, width: C, eps: cfg.normEps)
             DecoderOps.add(x.p, normed.p, T * C)
 
             DecoderOps.rmsNorm(x.p, b.ffnNorm, xn.p, rows: T, width: C, eps: cfg.normEps)
-            MatMul.forward(xn.p, [(b.gate, g.p), (b.up, u.p)], tokens: T, pool: pool)
+            MatMul.forward(xn.p, [(b.gate, g.p), (b.up, u.p)], tokens: T, pool: pool, precision: precision)
             DecoderOps.geglu(g.p, u.p, T * F)
-            MatMul.forward(g.p, b.down, proj.p, tokens: T, pool: pool)
+            MatMul.forward(g.p, b.down, proj.p, tokens: T, pool: pool, precision: precision)
             DecoderOps.rmsNorm(proj.p, b.postFFNNorm, normed.p, rows: T, width: C, eps: cfg.normEps)
             DecoderOps.add(x.p, normed.p, T * C)
         }
@@ -164,7 +166,7 @@ public final class Gemma3Model: CausalLM, @unchecked Sendable {
         let rows = allLogits ? T : 1
         DecoderOps.rmsNorm(x.p + (T - rows) * C, outputNorm, xn.p, rows: rows, width: C, eps: cfg.normEps)
         var logits = [Float](repeating: 0, count: rows * cfg.vocabulary)
-        logits.withUnsafeMutableBufferPointer { MatMul.forward(xn.p, tokenEmbedding, $0.baseAddress!, tokens: rows, pool: pool) }
+        logits.withUnsafeMutableBufferPointer { MatMul.forward(xn.p, tokenEmbedding, $0.baseAddress!, tokens: rows, pool: pool, precision: precision) }
         return logits
     }
 }

@@ -1,27 +1,35 @@
 // Keys and values of every position seen so far, per layer, so each new token attends to the
-// past without recomputing it. Layout per layer: [capacity × kvDim] fp32, position-major, so a
-// new token appends one contiguous row. Grows by doubling up to `maxTokens`.
+// past without recomputing it. Layout per layer: [capacity × kvDim], position-major, so a new
+// token appends one contiguous row; fp32 for Precision.exact, fp16 for .fast (half the memory,
+// as llama.cpp's default cache). Grows by doubling up to `maxTokens`.
+import TailorKernels
 
 public final class KVCache {
     public let layers: Int
     public let kvDim: Int
     public let maxTokens: Int
+    /// fp16 storage (else fp32).
+    public let isHalf: Bool
     public private(set) var capacity: Int
     /// Positions filled.
     public internal(set) var count = 0
     /// The token ids behind the filled positions, when the caller records them (for prefix reuse).
     public var tokens: [Int] = []
     var reusablePrefix: Int { min(count, tokens.count) }
-    var keys: [UnsafeMutablePointer<Float>]
-    var values: [UnsafeMutablePointer<Float>]
+    var keys: [UnsafeMutableRawPointer]
+    var values: [UnsafeMutableRawPointer]
+    var elementSize: Int { isHalf ? 2 : 4 }
 
-    public init(layers: Int, kvDim: Int, maxTokens: Int, initialCapacity: Int = 256) {
+    public init(layers: Int, kvDim: Int, maxTokens: Int, half: Bool = false, initialCapacity: Int = 256) {
         self.layers = layers
         self.kvDim = kvDim
         self.maxTokens = maxTokens
-        capacity = min(maxTokens, initialCapacity)
-        keys = (0..<layers).map { _ in .allocate(capacity: min(maxTokens, initialCapacity) * kvDim) }
-        values = (0..<layers).map { _ in .allocate(capacity: min(maxTokens, initialCapacity) * kvDim) }
+        isHalf = half
+        let c = max(1, min(maxTokens, initialCapacity))
+        capacity = c
+        let bytes = c * kvDim * (half ? 2 : 4)
+        keys = (0..<layers).map { _ in .allocate(byteCount: bytes, alignment: 64) }
+        values = (0..<layers).map { _ in .allocate(byteCount: bytes, alignment: 64) }
     }
 
     deinit {
@@ -38,13 +46,26 @@ public final class KVCache {
         for l in 0..<layers {
             for which in 0..<2 {
                 let old = which == 0 ? keys[l] : values[l]
-                let new = UnsafeMutablePointer<Float>.allocate(capacity: c * kvDim)
-                new.update(from: old, count: count * kvDim)
+                let new = UnsafeMutableRawPointer.allocate(byteCount: c * kvDim * elementSize, alignment: 64)
+                new.copyMemory(from: old, byteCount: count * kvDim * elementSize)
                 old.deallocate()
                 if which == 0 { keys[l] = new } else { values[l] = new }
             }
         }
         capacity = c
+    }
+
+    /// Writes rows for positions start..<start+T of layer l. k, v: [T × kvDim].
+    func store(layer l: Int, start: Int, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>, count T: Int) {
+        let n = T * kvDim
+        if isHalf {
+            let kd = keys[l].assumingMemoryBound(to: UInt16.self) + start * kvDim
+            let vd = values[l].assumingMemoryBound(to: UInt16.self) + start * kvDim
+            for i in 0..<n { kd[i] = floatToHalf(k[i]); vd[i] = floatToHalf(v[i]) }
+        } else {
+            (keys[l].assumingMemoryBound(to: Float.self) + start * kvDim).update(from: k, count: n)
+            (values[l].assumingMemoryBound(to: Float.self) + start * kvDim).update(from: v, count: n)
+        }
     }
 
     /// Forgets positions from `n` on (to rewind, or to reuse a shared prompt prefix).
@@ -56,5 +77,5 @@ public final class KVCache {
     public func clear() { count = 0; tokens = [] }
 
     /// Bytes in use by the cache buffers.
-    public var bytes: Int { 2 * layers * capacity * kvDim * MemoryLayout<Float>.size }
+    public var bytes: Int { 2 * layers * capacity * kvDim * elementSize }
 }

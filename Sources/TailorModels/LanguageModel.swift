@@ -12,10 +12,13 @@ public final class LanguageModel: @unchecked Sendable {
     public let chatTemplate: ChatTemplate
 
     /// Loads a model by path or cache name (see ModelCache.resolve).
-    public init(_ spec: String? = nil, threads: Int = ThreadPool.availableCores) throws {
+    /// `precision` .fast (default) decodes with 8-bit activations like llama.cpp; .exact keeps
+    /// fp32 activations like transformers.
+    public init(_ spec: String? = nil, threads: Int = ThreadPool.availableCores, precision: Precision = .fast) throws {
         path = try ModelCache.resolve(spec)
         file = try LanguageModel.open(path)
         model = try LanguageModel.architecture(file, threads: threads)
+        model.precision = precision
         tokenizer = try Tokenizer(gguf: file)
         chatTemplate = try ChatTemplate(gguf: file, tokenizer: tokenizer)
     }

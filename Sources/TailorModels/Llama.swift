@@ -85,6 +85,9 @@ public final class LlamaModel: CausalLM, @unchecked Sendable {
     let output: WeightMatrix           // output.weight       [V × C], or token_embd when tied
     let invFreq: [Float]               // [ropeDim/2], rope_freqs folded in
     public var pool: ThreadPool
+    /// Arithmetic: .exact (fp32 activations, transformers) or .fast (8-bit activations and an
+    /// fp16 cache, llama.cpp). Caches made before a change keep their storage.
+    public var precision: Precision = .exact
 
     public init(file: GGUFFile, threads: Int = ThreadPool.availableCores) throws {
         self.file = file
@@ -124,7 +127,8 @@ public final class LlamaModel: CausalLM, @unchecked Sendable {
     public var contextLength: Int { config.contextLength }
 
     public func makeCache(maxTokens: Int?) -> KVCache {
-        KVCache(layers: config.layers, kvDim: config.kvDim, maxTokens: min(maxTokens ?? config.contextLength, config.contextLength))
+        KVCache(layers: config.layers, kvDim: config.kvDim, maxTokens: min(maxTokens ?? config.contextLength, config.contextLength),
+                half: precision == .fast)
     }
 
     /// Runs `tokens` at positions cache.count…, appends their keys and values to the cache, and
@@ -156,7 +160,7 @@ public final class LlamaModel: CausalLM, @unchecked Sendable {
 
         for (l, b) in blocks.enumerated() {
             DecoderOps.rmsNorm(x.p, b.attnNorm, xn.p, rows: T, width: C, eps: cfg.normEps)
-            MatMul.forward(xn.p, [(b.wq, q.p), (b.wk, k.p), (b.wv, v.p)], tokens: T, pool: pool)
+            MatMul.forward(xn.p, [(b.wq, q.p), (b.wk, k.p), (b.wv, v.p)], tokens: T, pool: pool, precision: precision)
             if let bq = b.bq { DecoderOps.addBias(q.p, bq, rows: T) }
             if let bk = b.bk { DecoderOps.addBias(k.p, bk, rows: T) }
             if let bv = b.bv { DecoderOps.addBias(v.p, bv, rows: T) }
@@ -164,17 +168,16 @@ public final class LlamaModel: CausalLM, @unchecked Sendable {
                 DecoderOps.rope(q.p + t * Q, heads: cfg.heads, headDim: D, invFreq: invFreq, position: start + t, neox: cfg.ropeNeoX)
                 DecoderOps.rope(k.p + t * KV, heads: cfg.kvHeads, headDim: D, invFreq: invFreq, position: start + t, neox: cfg.ropeNeoX)
             }
-            (cache.keys[l] + start * KV).update(from: k.p, count: T * KV)
-            (cache.values[l] + start * KV).update(from: v.p, count: T * KV)
-            DecoderOps.attention(q: q.p, out: att.p, keys: cache.keys[l], values: cache.values[l], tokens: T, start: start,
+            cache.store(layer: l, start: start, keys: k.p, values: v.p, count: T)
+            DecoderOps.attention(q: q.p, out: att.p, cache: cache, layer: l, tokens: T, start: start,
                                  heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: D, scale: 1 / Float(D).squareRoot(), pool: pool)
-            MatMul.forward(att.p, b.wo, proj.p, tokens: T, pool: pool)
+            MatMul.forward(att.p, b.wo, proj.p, tokens: T, pool: pool, precision: precision)
             DecoderOps.add(x.p, proj.p, T * C)
 
             DecoderOps.rmsNorm(x.p, b.ffnNorm, xn.p, rows: T, width: C, eps: cfg.normEps)
-            MatMul.forward(xn.p, [(b.gate, g.p), (b.up, u.p)], tokens: T, pool: pool)
+            MatMul.forward(xn.p, [(b.gate, g.p), (b.up, u.p)], tokens: T, pool: pool, precision: precision)
             DecoderOps.swiglu(g.p, u.p, T * F)
-            MatMul.forward(g.p, b.down, proj.p, tokens: T, pool: pool)
+            MatMul.forward(g.p, b.down, proj.p, tokens: T, pool: pool, precision: precision)
             DecoderOps.add(x.p, proj.p, T * C)
         }
         cache.count = start + T
@@ -183,7 +186,7 @@ public final class LlamaModel: CausalLM, @unchecked Sendable {
         let last = x.p + (T - rows) * C
         DecoderOps.rmsNorm(last, outputNorm, xn.p, rows: rows, width: C, eps: cfg.normEps)
         var logits = [Float](repeating: 0, count: rows * cfg.vocabulary)
-        logits.withUnsafeMutableBufferPointer { MatMul.forward(xn.p, output, $0.baseAddress!, tokens: rows, pool: pool) }
+        logits.withUnsafeMutableBufferPointer { MatMul.forward(xn.p, output, $0.baseAddress!, tokens: rows, pool: pool, precision: precision) }
         return logits
     }
 }

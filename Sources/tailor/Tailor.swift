@@ -30,6 +30,9 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Context window in tokens (default: the model's, at most 4096).")
     var ctx: Int?
 
+    @Option(help: "Arithmetic: fast (8-bit activations, fp16 cache, like llama.cpp) or exact (fp32, like transformers).")
+    var precision: PrecisionOption = .fast
+
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         if let ctx, ctx < 16 { throw ValidationError("--ctx must be at least 16 tokens") }
@@ -98,7 +101,7 @@ func runReportingErrors<T>(_ body: () throws -> T) throws -> T {
 }
 
 func loadModel(_ opts: ModelOptions) throws -> LanguageModel {
-    try runReportingErrors { try LanguageModel(opts.model, threads: opts.threads) }
+    try runReportingErrors { try LanguageModel(opts.model, threads: opts.threads, precision: opts.precision.value) }
 }
 
 func formatBytes(_ b: Int64) -> String {
@@ -106,4 +109,9 @@ func formatBytes(_ b: Int64) -> String {
     var v = Double(b), i = 0
     while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
     return i == 0 ? "\(b) B" : String(format: "%.1f %@", v, units[i])
+}
+
+enum PrecisionOption: String, ExpressibleByArgument, CaseIterable {
+    case fast, exact
+    var value: Precision { self == .fast ? .fast : .exact }
 }

@@ -1,0 +1,96 @@
+// Activations quantized to 8-bit blocks, for the integer dot products of fast decoding — the
+// arithmetic llama.cpp uses on x86 (ggml's quantize_row_q8_0/q8_1 AVX2 and q8_K reference):
+//   32-blocks (for Q4_0, Q4_1, Q5_0, Q8_0 weights): d = amax/127 stored as fp16,
+//     q = round-half-even(x·127/amax), s = fp16(d·Σq)  (Q8_1's sum term)
+//   256-blocks (for K-quant weights): d = max/-127 in fp32 (max = the value of largest |x|),
+//     q = min(127, round-half-even(x·-127/max)), bsums = Σq per 16.
+
+public enum Precision: String, Sendable, CaseIterable {
+    /// fp32 activations against exactly dequantized weights: transformers' arithmetic.
+    case exact
+    /// 8-bit activation blocks and integer dot products, fp16 KV cache: llama.cpp's arithmetic,
+    /// two to three times faster when decoding.
+    case fast
+}
+
+/// Quantized copies of `tokens` activation rows of width `n`.
+public final class QuantizedActivations {
+    public let n: Int
+    public let tokens: Int
+    // 32-element blocks: [tokens × n/32] scales, [tokens × n] values.
+    public let d32: UnsafeMutablePointer<Float>
+    public let s32: UnsafeMutablePointer<Float>
+    public let sum32: UnsafeMutablePointer<Int32>
+    public let q32: UnsafeMutablePointer<Int8>
+    // 256-element blocks: [tokens × n/256] scales, [tokens × n] values, [tokens × n/16] sums.
+    public let dK: UnsafeMutablePointer<Float>
+    public let qK: UnsafeMutablePointer<Int8>
+    public let bsumsK: UnsafeMutablePointer<Int16>
+
+    public init(n: Int, tokens: Int) {
+        self.n = n
+        self.tokens = tokens
+        d32 = .allocate(capacity: max(1, tokens * n / 32))
+        s32 = .allocate(capacity: max(1, tokens * n / 32))
+        sum32 = .allocate(capacity: max(1, tokens * n / 32))
+        q32 = .allocate(capacity: max(1, tokens * n))
+        dK = .allocate(capacity: max(1, tokens * n / 256))
+        qK = .allocate(capacity: max(1, tokens * n))
+        bsumsK = .allocate(capacity: max(1, tokens * n / 16))
+    }
+
+    deinit {
+        d32.deallocate(); s32.deallocate(); sum32.deallocate(); q32.deallocate()
+        dK.deallocate(); qK.deallocate(); bsumsK.deallocate()
+    }
+
+    /// Quantizes x ([tokens × n]) into the block formats asked for.
+    public func quantize(_ x: UnsafePointer<Float>, blocks32: Bool, blocks256: Bool) {
+        for t in 0..<tokens {
+            let xt = x + t * n
+            if blocks32, n % 32 == 0 {
+                for b in 0..<(n / 32) { quantize32(xt + 32 * b, t * (n / 32) + b, q32 + t * n + 32 * b) }
+            }
+            if blocks256, n % 256 == 0 {
+                for b in 0..<(n / 256) { quantize256(xt + 256 * b, t * (n / 256) + b, qK + t * n + 256 * b, bsumsK + t * (n / 16) + 16 * b) }
+            }
+        }
+    }
+
+    @inline(__always)
+    private func quantize32(_ x: UnsafePointer<Float>, _ block: Int, _ q: UnsafeMutablePointer<Int8>) {
+        var amax: Float = 0
+        for j in 0..<32 { amax = max(amax, abs(x[j])) }
+        let d = amax / 127
+        let id: Float = amax != 0 ? 127 / amax : 0
+        var sum: Int32 = 0
+        for j in 0..<32 {
+            let v = Int8((x[j] * id).rounded(.toNearestOrEven))
+            q[j] = v
+            sum += Int32(v)
+        }
+        d32[block] = halfToFloat(floatToHalf(d))
+        s32[block] = halfToFloat(floatToHalf(d * Float(sum)))
+        sum32[block] = sum
+    }
+
+    @inline(__always)
+    private func quantize256(_ x: UnsafePointer<Float>, _ block: Int, _ q: UnsafeMutablePointer<Int8>, _ bsums: UnsafeMutablePointer<Int16>) {
+        var amax: Float = 0, mx: Float = 0
+        for j in 0..<256 { let a = abs(x[j]); if a > amax { amax = a; mx = x[j] } }
+        if amax == 0 {
+            dK[block] = 0
+            q.update(repeating: 0, count: 256)
+            bsums.update(repeating: 0, count: 16)
+            return
+        }
+        let iscale = -127 / mx
+        for j in 0..<256 { q[j] = Int8(min(127, Int32((iscale * x[j]).rounded(.toNearestOrEven)))) }
+        for g in 0..<16 {
+            var s: Int16 = 0
+            for j in 0..<16 { s += Int16(q[16 * g + j]) }
+            bsums[g] = s
+        }
+        dK[block] = 1 / iscale
+    }
+}

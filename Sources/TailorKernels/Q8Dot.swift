@@ -1,0 +1,354 @@
+// Integer dot products of quantized weight rows with 8-bit activation blocks (Precision.fast),
+// following the block math of ggml's vec_dot_q4_0_q8_0, q4_1_q8_1, q5_0_q8_0, q8_0_q8_0,
+// q4_K_q8_K and q6_K_q8_K. Each has a scalar reference (kept forever, and what SIMD is tested
+// against) and an AVX2 kernel (maddubs: u8×s8 pairs summed to i16, madd to i32).
+
+public enum Q8Dot {
+    /// Weight types with an integer kernel.
+    public static func supports(_ t: GGMLType) -> Bool {
+        switch t {
+        case .q4_0, .q4_1, .q5_0, .q8_0, .q4_K, .q6_K: return true
+        default: return false
+        }
+    }
+    public static func uses256(_ t: GGMLType) -> Bool { t == .q4_K || t == .q6_K }
+
+    /// Σ row·x for activation row `t` of `a`.
+    @inline(__always)
+    public static func dot(_ type: GGMLType, _ row: UnsafeRawPointer, _ a: QuantizedActivations, token t: Int) -> Float {
+        #if TAILOR_AVX2
+        switch type {
+        case .q4_1: return AVX2Q8.q4_1(row, a, t)
+        case .q4_0: return AVX2Q8.q4_0(row, a, t)
+        case .q8_0: return AVX2Q8.q8_0(row, a, t)
+        case .q5_0: return AVX2Q8.q5_0(row, a, t)
+        case .q4_K: return AVX2Q8.q4_K(row, a, t)
+        case .q6_K: return AVX2Q8.q6_K(row, a, t)
+        default: break
+        }
+        #endif
+        return reference(type, row, a, token: t)
+    }
+
+    /// Two rows of the same matrix (adjacent in memory) against activation row `t`.
+    @inline(__always)
+    public static func dot2(_ type: GGMLType, _ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, token t: Int) -> (Float, Float) {
+        #if TAILOR_AVX2
+        switch type {
+        case .q4_1: return AVX2Q8.q4_1x2(r0, r1, a, t)
+        case .q8_0: return AVX2Q8.q8_0x2(r0, r1, a, t)
+        default: break
+        }
+        #endif
+        return (dot(type, r0, a, token: t), dot(type, r1, a, token: t))
+    }
+
+    /// The scalar reference for every supported type.
+    public static func reference(_ type: GGMLType, _ row: UnsafeRawPointer, _ a: QuantizedActivations, token t: Int) -> Float {
+        let n = a.n
+        let q = a.q32 + t * n
+        let nb = n / 32
+        func h(_ p: UnsafeRawPointer, _ o: Int) -> Float { halfToFloat(p.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
+        var sum: Float = 0
+        switch type {
+        case .q4_0, .q4_1, .q5_0, .q8_0:
+            for b in 0..<nb {
+                let blk = t * nb + b
+                let qb = q + 32 * b
+                var sumi: Int32 = 0
+                switch type {
+                case .q4_0:
+                    let p = row + b * 18
+                    for j in 0..<16 {
+                        let v = p.load(fromByteOffset: 2 + j, as: UInt8.self)
+                        sumi += (Int32(v & 0xF) - 8) * Int32(qb[j]) + (Int32(v >> 4) - 8) * Int32(qb[j + 16])
+                    }
+                    sum += h(p, 0) * a.d32[blk] * Float(sumi)
+                case .q4_1:
+                    let p = row + b * 20
+                    for j in 0..<16 {
+                        let v = p.load(fromByteOffset: 4 + j, as: UInt8.self)
+                        sumi += Int32(v & 0xF) * Int32(qb[j]) + Int32(v >> 4) * Int32(qb[j + 16])
+                    }
+                    sum += h(p, 0) * a.d32[blk] * Float(sumi) + h(p, 2) * a.s32[blk]
+                case .q5_0:
+                    let p = row + b * 22
+                    let qh = p.loadUnaligned(fromByteOffset: 2, as: UInt32.self)
+                    for j in 0..<16 {
+                        let v = p.load(fromByteOffset: 6 + j, as: UInt8.self)
+                        let h0 = Int32((qh >> UInt32(j)) & 1) << 4, h1 = Int32((qh >> UInt32(j + 16)) & 1) << 4
+                        sumi += ((Int32(v & 0xF) | h0) - 16) * Int32(qb[j]) + ((Int32(v >> 4) | h1) - 16) * Int32(qb[j + 16])
+                    }
+                    sum += h(p, 0) * a.d32[blk] * Float(sumi)
+                default:
+                    let p = row + b * 34
+                    for j in 0..<32 { sumi += Int32(p.load(fromByteOffset: 2 + j, as: Int8.self)) * Int32(qb[j]) }
+                    sum += h(p, 0) * a.d32[blk] * Float(sumi)
+                }
+            }
+        case .q4_K:
+            let qk = a.qK + t * n
+            for b in 0..<(n / 256) {
+                let p = row + b * 144
+                let dx = a.dK[t * (n / 256) + b]
+                let bs = a.bsumsK + t * (n / 16) + 16 * b
+                let d = h(p, 0) * dx, dmin = h(p, 2) * dx
+                var sumi: Int32 = 0, summ: Int32 = 0
+                for j in 0..<8 {
+                    let (sc, m) = scaleMinK4(j, p + 4)
+                    var s: Int32 = 0
+                    for l in 0..<32 {
+                        let byte = p.load(fromByteOffset: 16 + 32 * (j / 2) + l, as: UInt8.self)
+                        let v = j % 2 == 0 ? byte & 0xF : byte >> 4
+                        s += Int32(v) * Int32(qk[256 * b + 32 * j + l])
+                    }
+                    sumi += Int32(sc) * s
+                    summ += Int32(m) * (Int32(bs[2 * j]) + Int32(bs[2 * j + 1]))
+                }
+                sum += d * Float(sumi) - dmin * Float(summ)
+            }
+        case .q6_K:
+            let qk = a.qK + t * n
+            for b in 0..<(n / 256) {
+                let p = row + b * 210
+                let d = h(p, 208) * a.dK[t * (n / 256) + b]
+                var sumi: Int32 = 0
+                for half in 0..<2 {
+                    let ql = p + 64 * half, qh = p + 128 + 32 * half, sc = p + 192 + 8 * half
+                    let base = 256 * b + 128 * half
+                    for l in 0..<32 {
+                        let hb = qh.load(fromByteOffset: l, as: UInt8.self)
+                        let l0 = ql.load(fromByteOffset: l, as: UInt8.self), l1 = ql.load(fromByteOffset: l + 32, as: UInt8.self)
+                        let vals = [Int32(l0 & 0xF | (hb & 3) << 4) - 32, Int32(l1 & 0xF | ((hb >> 2) & 3) << 4) - 32,
+                                    Int32(l0 >> 4 | ((hb >> 4) & 3) << 4) - 32, Int32(l1 >> 4 | ((hb >> 6) & 3) << 4) - 32]
+                        for k in 0..<4 {
+                            let s = Int32(sc.load(fromByteOffset: l / 16 + 2 * k, as: Int8.self))
+                            sumi += s * vals[k] * Int32(qk[base + 32 * k + l])
+                        }
+                    }
+                }
+                sum += d * Float(sumi)
+            }
+        default:
+            preconditionFailure("no integer kernel for \(type)")
+        }
+        return sum
+    }
+}
+
+#if TAILOR_AVX2
+import _Builtin_intrinsics.intel
+
+enum AVX2Q8 {
+    /// One fp16 field to fp32 with the F16C instruction (a table in a lazy global costs a call).
+    @inline(__always) static func half(_ p: UnsafeRawPointer, _ o: Int) -> Float {
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(Int32(p.loadUnaligned(fromByteOffset: o, as: UInt16.self)))))
+    }
+    @inline(__always) static func load32(_ p: UnsafeRawPointer) -> __m256i { _mm256_loadu_si256(p.assumingMemoryBound(to: __m256i.self)) }
+    @inline(__always) static func load16(_ p: UnsafeRawPointer) -> __m128i { _mm_loadu_si128(p.assumingMemoryBound(to: __m128i.self)) }
+    /// 16 bytes of nibbles → 32 bytes: low nibbles then high nibbles (elements 0…15, 16…31).
+    @inline(__always) static func nibbles(_ p: UnsafeRawPointer) -> __m256i {
+        let q = load16(p)
+        let m = _mm_set1_epi8(0x0F)
+        return _mm256_setr_m128i(_mm_and_si128(q, m), _mm_and_si128(_mm_srli_epi16(q, 4), m))
+    }
+    /// Σ u[i]·s[i] over 32 byte pairs, as eight i32 lanes.
+    @inline(__always) static func dotUS(_ u: __m256i, _ s: __m256i) -> __m256i {
+        _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+    }
+    @inline(__always) static func hsum(_ v: __m256) -> Float { v.sum() }
+
+    static func q4_1(_ row: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> Float {
+        let nb = a.n / 32
+        let q = UnsafeRawPointer(a.q32 + t * a.n)
+        let d32 = a.d32 + t * nb, s32 = a.s32 + t * nb
+        // Two independent accumulator chains (even and odd blocks) keep loads in flight.
+        var acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps()
+        var min0: Float = 0, min1: Float = 0
+        var b = 0
+        while b &+ 1 < nb {
+            let p0 = row + b &* 20, p1 = p0 + 20
+            let s0 = dotUS(nibbles(p0 + 4), load32(q + 32 &* b))
+            let s1 = dotUS(nibbles(p1 + 4), load32(q + (32 &* b &+ 32)))
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(p0, 0) * d32[b]), _mm256_cvtepi32_ps(s0), acc0)
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(p1, 0) * d32[b &+ 1]), _mm256_cvtepi32_ps(s1), acc1)
+            min0 += half(p0, 2) * s32[b]
+            min1 += half(p1, 2) * s32[b &+ 1]
+            b = b &+ 2
+        }
+        if b < nb {
+            let p = row + b &* 20
+            let s = dotUS(nibbles(p + 4), load32(q + 32 &* b))
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(p, 0) * d32[b]), _mm256_cvtepi32_ps(s), acc0)
+            min0 += half(p, 2) * s32[b]
+        }
+        return hsum(_mm256_add_ps(acc0, acc1)) + (min0 + min1)
+    }
+
+    /// Two rows at once: the activation loads are shared and the two rows' chains overlap.
+    static func q4_1x2(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> (Float, Float) {
+        let nb = a.n / 32
+        let q = UnsafeRawPointer(a.q32 + t * a.n)
+        let d32 = a.d32 + t * nb, s32 = a.s32 + t * nb
+        var acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps()
+        var min0: Float = 0, min1: Float = 0
+        for b in 0..<nb {
+            let p0 = r0 + b &* 20, p1 = r1 + b &* 20
+            let x = load32(q + 32 &* b)
+            let s0 = dotUS(nibbles(p0 + 4), x), s1 = dotUS(nibbles(p1 + 4), x)
+            let dx = d32[b], sx = s32[b]
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(p0, 0) * dx), _mm256_cvtepi32_ps(s0), acc0)
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(p1, 0) * dx), _mm256_cvtepi32_ps(s1), acc1)
+            min0 += half(p0, 2) * sx
+            min1 += half(p1, 2) * sx
+        }
+        return (hsum(acc0) + min0, hsum(acc1) + min1)
+    }
+
+    static func q8_0x2(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> (Float, Float) {
+        let nb = a.n / 32
+        let q = UnsafeRawPointer(a.q32 + t * a.n)
+        let d32 = a.d32 + t * nb
+        var acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps()
+        for b in 0..<nb {
+            let p0 = r0 + b &* 34, p1 = r1 + b &* 34
+            let x = load32(q + 32 &* b)
+            let w0 = load32(p0 + 2), w1 = load32(p1 + 2)
+            let s0 = dotUS(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(x, w0))
+            let s1 = dotUS(_mm256_sign_epi8(w1, w1), _mm256_sign_epi8(x, w1))
+            let dx = d32[b]
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(p0, 0) * dx), _mm256_cvtepi32_ps(s0), acc0)
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(p1, 0) * dx), _mm256_cvtepi32_ps(s1), acc1)
+        }
+        return (hsum(acc0), hsum(acc1))
+    }
+
+    static func q4_0(_ row: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> Float {
+        let nb = a.n / 32, base = t * nb
+        let q = UnsafeRawPointer(a.q32 + t * a.n)
+        var acc = _mm256_setzero_ps()
+        let eight = _mm256_set1_epi8(8)
+        for b in 0..<nb {
+            let p = row + b * 18
+            // (q4 − 8)·q8 with the sign trick: |q4−8| · (q8 signed by q4−8).
+            let w = _mm256_sub_epi8(nibbles(p + 2), eight)
+            let x = load32(q + 32 * b)
+            let s = dotUS(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w))
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(half(p, 0) * a.d32[base + b]), _mm256_cvtepi32_ps(s), acc)
+        }
+        return hsum(acc)
+    }
+
+    /// 32 bytes that are 0x10 where bit i of `bits` is set, else 0.
+    @inline(__always) static func fifthBits(_ bits: UInt32) -> __m256i {
+        let shuf = _mm256_setr_epi64x(0, 0x0101_0101_0101_0101, 0x0202_0202_0202_0202, 0x0303_0303_0303_0303)
+        var bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(Int32(bitPattern: bits)), shuf)
+        bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe))
+        let set = _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
+        return _mm256_and_si256(set, _mm256_set1_epi8(0x10))
+    }
+
+    static func q5_0(_ row: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> Float {
+        let nb = a.n / 32, base = t * nb
+        let q = UnsafeRawPointer(a.q32 + t * a.n)
+        var acc = _mm256_setzero_ps()
+        let sixteen = _mm256_set1_epi8(16)
+        for b in 0..<nb {
+            let p = row + b * 22
+            let qh = p.loadUnaligned(fromByteOffset: 2, as: UInt32.self)
+            let w = _mm256_sub_epi8(_mm256_or_si256(nibbles(p + 6), fifthBits(qh)), sixteen)
+            let x = load32(q + 32 * b)
+            let s = dotUS(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w))
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(half(p, 0) * a.d32[base + b]), _mm256_cvtepi32_ps(s), acc)
+        }
+        return hsum(acc)
+    }
+
+    static func q8_0(_ row: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> Float {
+        let nb = a.n / 32
+        let q = UnsafeRawPointer(a.q32 + t * a.n)
+        let d32 = a.d32 + t * nb
+        var acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps()
+        var b = 0
+        while b &+ 1 < nb {
+            let p0 = row + b &* 34, p1 = p0 + 34
+            let w0 = load32(p0 + 2), x0 = load32(q + 32 &* b)
+            let w1 = load32(p1 + 2), x1 = load32(q + (32 &* b &+ 32))
+            let s0 = dotUS(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(x0, w0))
+            let s1 = dotUS(_mm256_sign_epi8(w1, w1), _mm256_sign_epi8(x1, w1))
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(p0, 0) * d32[b]), _mm256_cvtepi32_ps(s0), acc0)
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(p1, 0) * d32[b &+ 1]), _mm256_cvtepi32_ps(s1), acc1)
+            b = b &+ 2
+        }
+        if b < nb {
+            let p = row + b &* 34
+            let w = load32(p + 2), x = load32(q + 32 &* b)
+            let s = dotUS(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w))
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(p, 0) * d32[b]), _mm256_cvtepi32_ps(s), acc0)
+        }
+        return hsum(_mm256_add_ps(acc0, acc1))
+    }
+
+    static func q4_K(_ row: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> Float {
+        let nb = a.n / 256
+        let q = UnsafeRawPointer(a.qK + t * a.n)
+        var acc = _mm256_setzero_ps()
+        var mins: Float = 0
+        let m4 = _mm256_set1_epi8(0x0F)
+        for b in 0..<nb {
+            let p = row + b * 144
+            let dx = a.dK[t * nb + b]
+            let bs = a.bsumsK + t * (a.n / 16) + 16 * b
+            var sumi = _mm256_setzero_si256()
+            var summ: Int32 = 0
+            for j in 0..<4 {
+                let (s0, m0) = scaleMinK4(2 * j, p + 4), (s1, m1) = scaleMinK4(2 * j + 1, p + 4)
+                let w = load32(p + 16 + 32 * j)
+                let lo = _mm256_and_si256(w, m4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4)
+                let p0 = _mm256_maddubs_epi16(lo, load32(q + 256 * b + 64 * j))
+                let p1 = _mm256_maddubs_epi16(hi, load32(q + 256 * b + 64 * j + 32))
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16(Int16(s0))))
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16(Int16(s1))))
+                summ += Int32(m0) * (Int32(bs[4 * j]) + Int32(bs[4 * j + 1])) + Int32(m1) * (Int32(bs[4 * j + 2]) + Int32(bs[4 * j + 3]))
+            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(half(p, 0) * dx), _mm256_cvtepi32_ps(sumi), acc)
+            mins += half(p, 2) * dx * Float(summ)
+        }
+        return hsum(acc) - mins
+    }
+
+    static func q6_K(_ row: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> Float {
+        let nb = a.n / 256
+        let q = UnsafeRawPointer(a.qK + t * a.n)
+        var acc = _mm256_setzero_ps()
+        let m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03)
+        var offsets: Float = 0
+        for b in 0..<nb {
+            let p = row + b * 210
+            let bs = a.bsumsK + t * (a.n / 16) + 16 * b
+            var sumi = _mm256_setzero_si256()
+            var offset: Int32 = 0
+            for half in 0..<2 {
+                let ql = p + 64 * half, qh = p + 128 + 32 * half, sc = p + 192 + 8 * half
+                let l0 = load32(ql), l1 = load32(ql + 32), hh = load32(qh)
+                let q1 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hh, m2), 4))
+                let q2 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 2), m2), 4))
+                let q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 4), m2), 4))
+                let q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m2), 4))
+                for (k, w) in [q1, q2, q3, q4].enumerated() {
+                    let s0 = Int16(sc.load(fromByteOffset: 2 * k, as: Int8.self)), s1 = Int16(sc.load(fromByteOffset: 2 * k + 1, as: Int8.self))
+                    let prod = _mm256_maddubs_epi16(w, load32(q + 256 * b + 128 * half + 32 * k))
+                    let scales = _mm256_setr_epi16(s0, s0, s0, s0, s0, s0, s0, s0, s1, s1, s1, s1, s1, s1, s1, s1)
+                    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(prod, scales))
+                    let g = 8 * half + 2 * k
+                    offset += 32 * (Int32(s0) * Int32(bs[g]) + Int32(s1) * Int32(bs[g + 1]))
+                }
+            }
+            let d = half(p, 208) * a.dK[t * nb + b]
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc)
+            offsets += d * Float(offset)
+        }
+        return hsum(acc) - offsets
+    }
+}
+#endif
