@@ -1,0 +1,97 @@
+// Sentence embeddings as sentence-transformers computes them (Reimers & Gurevych 2019): a BERT
+// encoder, pooling as the model's 1_Pooling/config.json says (mean, CLS or max over the
+// attention mask), and L2 normalization when modules.json lists a Normalize module.
+import Foundation
+import TailorFormats
+import TailorKernels
+import TailorTokenizers
+
+public protocol Embedder: AnyObject {
+    var dimension: Int { get }
+    var name: String { get }
+    func embed(_ texts: [String]) throws -> [[Float]]
+}
+
+public enum Pooling: String, Sendable { case mean, cls, max }
+
+public final class SentenceEmbedder: Embedder, @unchecked Sendable {
+    public let directory: String
+    public let encoder: BertModel
+    public let tokenizer: WordPieceTokenizer
+    public let pooling: Pooling
+    public let normalize: Bool
+    public let maxLength: Int
+    public var batchSize = 32
+
+    public var dimension: Int { encoder.config.hidden }
+    public var name: String { URL(fileURLWithPath: directory).lastPathComponent }
+
+    /// Loads a sentence-transformers model directory, by path or model-cache name
+    /// (default: all-MiniLM-L6-v2).
+    public init(_ spec: String? = nil, threads: Int = ThreadPool.availableCores) throws {
+        directory = try ModelCache.resolve(spec, default: ModelCache.defaultEmbeddingModel)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+            throw ModelError.modelNotFound("\(directory) (an embedding model is a directory with config.json, model.safetensors and tokenizer.json)")
+        }
+        encoder = try BertModel(directory: directory, threads: threads)
+        tokenizer = try WordPieceTokenizer(directory: directory)
+        var pooling = Pooling.mean
+        if let p = try? JSONValue.parse(String(contentsOfFile: directory + "/1_Pooling/config.json", encoding: .utf8)) {
+            if p["pooling_mode_cls_token"]?.bool == true { pooling = .cls }
+            else if p["pooling_mode_max_tokens"]?.bool == true { pooling = .max }
+        }
+        self.pooling = pooling
+        var normalize = false
+        if let m = try? JSONValue.parse(String(contentsOfFile: directory + "/modules.json", encoding: .utf8)), let mods = m.array {
+            normalize = mods.contains { ($0["type"]?.string ?? "").hasSuffix("Normalize") }
+        }
+        self.normalize = normalize
+        var maxLen = encoder.config.maxPositions
+        if let s = try? JSONValue.parse(String(contentsOfFile: directory + "/sentence_bert_config.json", encoding: .utf8)),
+           let m = s["max_seq_length"]?.int { maxLen = min(maxLen, m) }
+        maxLength = maxLen
+    }
+
+    public func encode(_ text: String) -> EncodedText { tokenizer.encode(text, maxLength: maxLength) }
+
+    /// Embeddings of `texts`, in order. Texts are sorted by length and padded per batch.
+    public func embed(_ texts: [String]) throws -> [[Float]] {
+        let encoded = texts.map(encode)
+        let order = encoded.indices.sorted { encoded[$0].count > encoded[$1].count }
+        var out = [[Float]](repeating: [], count: texts.count)
+        var start = 0
+        while start < order.count {
+            let idx = Array(order[start..<min(order.count, start + batchSize)])
+            let batch = idx.map { encoded[$0] }
+            let (hidden, L) = try encoder.forward(batch)
+            let H = dimension
+            for (bi, i) in idx.enumerated() {
+                let n = batch[bi].count
+                var v = [Float](repeating: pooling == .max ? -.infinity : 0, count: H)
+                let base = bi * L * H
+                switch pooling {
+                case .cls: for h in 0..<H { v[h] = hidden[base + h] }
+                case .mean:
+                    for t in 0..<n { for h in 0..<H { v[h] += hidden[base + t * H + h] } }
+                    for h in 0..<H { v[h] /= Float(n) }
+                case .max:
+                    for t in 0..<n { for h in 0..<H { v[h] = max(v[h], hidden[base + t * H + h]) } }
+                }
+                if normalize {
+                    let norm = max(v.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+                    for h in 0..<H { v[h] /= norm }
+                }
+                out[i] = v
+            }
+            start += batchSize
+        }
+        return out
+    }
+
+    public static func cosine(_ a: [Float], _ b: [Float]) -> Float {
+        var d: Float = 0, na: Float = 0, nb: Float = 0
+        for i in 0..<min(a.count, b.count) { d += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i] }
+        return d / max((na * nb).squareRoot(), 1e-12)
+    }
+}
