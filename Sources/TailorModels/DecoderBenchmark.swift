@@ -5,6 +5,7 @@ import TailorKernels
 
 public struct BenchStat: Codable, Sendable {
     public var samples: [Double]
+    public init(samples: [Double]) { self.samples = samples }
     public var mean: Double { samples.reduce(0, +) / Double(max(1, samples.count)) }
     public var stddev: Double {
         guard samples.count > 1 else { return 0 }

@@ -5,8 +5,8 @@ import TailorModels
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure speed: model prefill and decode (default), or the machine's memory bandwidth.",
-        subcommands: [BenchModel.self, BenchMemory.self],
+        abstract: "Measure speed: model prefill and decode (default), embeddings, or the machine's memory bandwidth.",
+        subcommands: [BenchModel.self, BenchMemory.self, BenchEmbed.self],
         defaultSubcommand: BenchModel.self)
 }
 
@@ -70,6 +70,54 @@ struct BenchMemory: AsyncParsableCommand {
             print("{\"read_gbps\": \(median / 1e9), \"samples_gbps\": [\(samples.map { String($0 / 1e9) }.joined(separator: ", "))], \"threads\": \(threads)}")
         } else {
             print(String(format: "memory read bandwidth: %.1f GB/s (median of %d passes over 1 GiB, %d threads)", median / 1e9, samples.count, threads))
+        }
+    }
+}
+
+struct BenchEmbed: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "embed",
+        abstract: "Sentences/s of the embedding model (texts from --input, one per line, else a built-in generated set).")
+    @Option(name: [.short, .long], help: "Embedding model (default: all-MiniLM-L6-v2).") var model: String?
+    @Option(name: [.short, .long], help: "Texts, one per line.") var input: String?
+    @Option(name: .short, help: "How many texts.") var n: Int = 2000
+    @Option(help: "Texts per batch.") var batch: Int = 32
+    @Option(name: [.short, .long], help: "Threads.") var threads: Int = ThreadPool.availableCores
+    @Option(name: .short, help: "Repetitions.") var r: Int = 3
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        var texts: [String]
+        if let input {
+            guard let s = try? String(contentsOfFile: input, encoding: .utf8) else { note("error: cannot read \(input)"); throw ExitCode.failure }
+            texts = s.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+        } else {
+            texts = BenchEmbed.generated(n)
+        }
+        texts = Array(texts.prefix(n))
+        let e = try runReportingErrors { try SentenceEmbedder(model, threads: threads) }
+        e.batchSize = batch
+        _ = try runReportingErrors { try e.embed(Array(texts.prefix(64))) }  // warm-up
+        var rates: [Double] = []
+        for _ in 0..<r {
+            let t0 = Date()
+            _ = try runReportingErrors { try e.embed(texts) }
+            rates.append(Double(texts.count) / Date().timeIntervalSince(t0))
+        }
+        let st = BenchStat(samples: rates)
+        if json {
+            print("{\"sentences\": \(texts.count), \"batch\": \(batch), \"threads\": \(threads), \"sentences_per_s\": [\(rates.map { String($0) }.joined(separator: ", "))], \"median\": \(st.median)}")
+        } else {
+            print(String(format: "%@: %d texts, batch %d, %d threads: %.1f ± %.1f sentences/s", e.name, texts.count, batch, threads, st.mean, st.stddev))
+        }
+    }
+
+    /// Deterministic English-like sentences of 30–60 words.
+    static func generated(_ n: Int) -> [String] {
+        let words = "the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were her she there been one all we their has would when if so no will can more about said up out them some could what into only other time like then these two may first any new very my also after our over did just now years people made most such where through back much before good well should because each those down how state work world life year between own way even came under same might last while day great around here something both take still high found power against water three another long however without number few again part small since several place".split(separator: " ").map(String.init)
+        var rng = SplitMix64(seed: 42)
+        return (0..<n).map { _ in
+            let len = 30 + Int(rng.next() % 31)
+            return (0..<len).map { _ in words[Int(rng.next() % UInt64(words.count))] }.joined(separator: " ") + "."
         }
     }
 }

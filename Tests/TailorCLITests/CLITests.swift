@@ -84,3 +84,40 @@ import Testing
         #expect(v.status != 0 && v.err.contains("--temp"), "\(v.err)")
     }
 }
+
+@Suite(.serialized) struct EmbedCLITests {
+    let cli = CLITests()
+
+    @Test func embedJSONLAndPlainLines() throws {
+        let r = try cli.tailor(["embed"], stdin: "{\"id\": \"a\", \"text\": \"A man is eating food.\"}\n{\"id\": 7, \"text\": \"Someone eats.\"}\n")
+        #expect(r.status == 0, "\(r.err)")
+        let lines = r.out.split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(lines[0].hasPrefix("{\"id\":\"a\",\"embedding\":["))
+        #expect(lines[1].hasPrefix("{\"id\":\"7\""))
+        let plain = try cli.tailor(["embed"], stdin: "one\ntwo\n")
+        #expect(plain.out.split(separator: "\n").count == 2)
+        let emb = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: Any]
+        #expect((emb["embedding"] as! [Double]).count == 384)
+    }
+
+    @Test func npyOutputAndSimilarity() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tailor-\(UUID()).npy").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = try cli.tailor(["embed", "--format", "npy", "-o", path], stdin: "one\ntwo\nthree\n")
+        #expect(r.status == 0, "\(r.err)")
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(data.starts(with: [0x93] + Array("NUMPY".utf8)))
+        #expect(String(decoding: data.prefix(128), as: UTF8.self).contains("'shape': (3, 384)"))
+        #expect(data.count % 64 == (3 * 384 * 4) % 64)
+        let s = try cli.tailor(["similarity", "A man is eating food.", "Someone is having a meal."])
+        let d = try cli.tailor(["similarity", "A man is eating food.", "The stock market fell today."])
+        #expect(Double(s.out.trimmingCharacters(in: .whitespacesAndNewlines))! > Double(d.out.trimmingCharacters(in: .whitespacesAndNewlines))! + 0.3)
+    }
+
+    @Test func badJSONLineNamesTheLine() throws {
+        let r = try cli.tailor(["embed"], stdin: "fine text\n{\"text\": 3}\n")
+        #expect(r.status == 1)
+        #expect(r.err.contains("line 2") && r.err.contains("\"text\""), "\(r.err)")
+    }
+}
