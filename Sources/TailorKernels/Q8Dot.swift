@@ -37,6 +37,8 @@ public enum Q8Dot {
         switch type {
         case .q4_1: return AVX2Q8.q4_1x2(r0, r1, a, t)
         case .q8_0: return AVX2Q8.q8_0x2(r0, r1, a, t)
+        case .q4_0: return AVX2Q8.q4_0x2(r0, r1, a, t)
+        case .q5_0: return AVX2Q8.q5_0x2(r0, r1, a, t)
         default: break
         }
         #endif
@@ -223,20 +225,38 @@ enum AVX2Q8 {
         return (hsum(acc0), hsum(acc1))
     }
 
+    /// Q4_0: Σ(q−8)·x = Σq·x − 8·Σx, with Σx (an integer per block) from the quantized activations.
     static func q4_0(_ row: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> Float {
-        let nb = a.n / 32, base = t * nb
+        let nb = a.n / 32
         let q = UnsafeRawPointer(a.q32 + t * a.n)
-        var acc = _mm256_setzero_ps()
-        let eight = _mm256_set1_epi8(8)
-        for b in 0..<nb {
-            let p = row + b * 18
-            // (q4 − 8)·q8 with the sign trick: |q4−8| · (q8 signed by q4−8).
-            let w = _mm256_sub_epi8(nibbles(p + 2), eight)
-            let x = load32(q + 32 * b)
-            let s = dotUS(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w))
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(half(p, 0) * a.d32[base + b]), _mm256_cvtepi32_ps(s), acc)
+        let d32 = a.d32 + t * nb, sum32 = a.sum32 + t * nb
+        var acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps()
+        var b = 0
+        while b < nb {
+            let p = row + b &* 18
+            let s = _mm256_sub_epi32(dotUS(nibbles(p + 2), load32(q + 32 &* b)), _mm256_setr_epi32(8 &* sum32[b], 0, 0, 0, 0, 0, 0, 0))
+            if b & 1 == 0 { acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(p, 0) * d32[b]), _mm256_cvtepi32_ps(s), acc0) }
+            else { acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(p, 0) * d32[b]), _mm256_cvtepi32_ps(s), acc1) }
+            b = b &+ 1
         }
-        return hsum(acc)
+        return hsum(_mm256_add_ps(acc0, acc1))
+    }
+
+    static func q4_0x2(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> (Float, Float) {
+        let nb = a.n / 32
+        let q = UnsafeRawPointer(a.q32 + t * a.n)
+        let d32 = a.d32 + t * nb, sum32 = a.sum32 + t * nb
+        var acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps()
+        for b in 0..<nb {
+            let p0 = r0 + b &* 18, p1 = r1 + b &* 18
+            let x = load32(q + 32 &* b)
+            let off = _mm256_setr_epi32(8 &* sum32[b], 0, 0, 0, 0, 0, 0, 0)
+            let s0 = _mm256_sub_epi32(dotUS(nibbles(p0 + 2), x), off), s1 = _mm256_sub_epi32(dotUS(nibbles(p1 + 2), x), off)
+            let dx = d32[b]
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(p0, 0) * dx), _mm256_cvtepi32_ps(s0), acc0)
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(p1, 0) * dx), _mm256_cvtepi32_ps(s1), acc1)
+        }
+        return (hsum(acc0), hsum(acc1))
     }
 
     /// 32 bytes that are 0x10 where bit i of `bits` is set, else 0.
@@ -248,20 +268,38 @@ enum AVX2Q8 {
         return _mm256_and_si256(set, _mm256_set1_epi8(0x10))
     }
 
+    /// Q5_0: Σ(q−16)·x = Σq·x − 16·Σx.
     static func q5_0(_ row: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> Float {
-        let nb = a.n / 32, base = t * nb
+        let nb = a.n / 32
         let q = UnsafeRawPointer(a.q32 + t * a.n)
-        var acc = _mm256_setzero_ps()
-        let sixteen = _mm256_set1_epi8(16)
+        let d32 = a.d32 + t * nb, sum32 = a.sum32 + t * nb
+        var acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps()
         for b in 0..<nb {
-            let p = row + b * 22
-            let qh = p.loadUnaligned(fromByteOffset: 2, as: UInt32.self)
-            let w = _mm256_sub_epi8(_mm256_or_si256(nibbles(p + 6), fifthBits(qh)), sixteen)
-            let x = load32(q + 32 * b)
-            let s = dotUS(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w))
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(half(p, 0) * a.d32[base + b]), _mm256_cvtepi32_ps(s), acc)
+            let p = row + b &* 22
+            let w = _mm256_or_si256(nibbles(p + 6), fifthBits(p.loadUnaligned(fromByteOffset: 2, as: UInt32.self)))
+            let s = _mm256_sub_epi32(dotUS(w, load32(q + 32 &* b)), _mm256_setr_epi32(16 &* sum32[b], 0, 0, 0, 0, 0, 0, 0))
+            if b & 1 == 0 { acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(p, 0) * d32[b]), _mm256_cvtepi32_ps(s), acc0) }
+            else { acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(p, 0) * d32[b]), _mm256_cvtepi32_ps(s), acc1) }
         }
-        return hsum(acc)
+        return hsum(_mm256_add_ps(acc0, acc1))
+    }
+
+    static func q5_0x2(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> (Float, Float) {
+        let nb = a.n / 32
+        let q = UnsafeRawPointer(a.q32 + t * a.n)
+        let d32 = a.d32 + t * nb, sum32 = a.sum32 + t * nb
+        var acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps()
+        for b in 0..<nb {
+            let p0 = r0 + b &* 22, p1 = r1 + b &* 22
+            let x = load32(q + 32 &* b)
+            let off = _mm256_setr_epi32(16 &* sum32[b], 0, 0, 0, 0, 0, 0, 0)
+            let w0 = _mm256_or_si256(nibbles(p0 + 6), fifthBits(p0.loadUnaligned(fromByteOffset: 2, as: UInt32.self)))
+            let w1 = _mm256_or_si256(nibbles(p1 + 6), fifthBits(p1.loadUnaligned(fromByteOffset: 2, as: UInt32.self)))
+            let dx = d32[b]
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(p0, 0) * dx), _mm256_cvtepi32_ps(_mm256_sub_epi32(dotUS(w0, x), off)), acc0)
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(p1, 0) * dx), _mm256_cvtepi32_ps(_mm256_sub_epi32(dotUS(w1, x), off)), acc1)
+        }
+        return (hsum(acc0), hsum(acc1))
     }
 
     static func q8_0(_ row: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> Float {

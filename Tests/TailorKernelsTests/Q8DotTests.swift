@@ -92,7 +92,7 @@ struct SplitMix64Test {
 }
 
 @Suite struct Q8PairTests {
-    @Test(arguments: [GGMLType.q4_1, .q8_0, .q4_0])
+    @Test(arguments: [GGMLType.q4_1, .q8_0, .q4_0, .q5_0])
     func pairEqualsSingles(_ type: GGMLType) {
         var rng = SplitMix64Test(seed: 11)
         let n = 576
