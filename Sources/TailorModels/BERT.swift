@@ -37,9 +37,9 @@ public struct BertConfig: Sendable, Codable {
 }
 
 struct BertLayer {
-    let wq: [Float], bq: [Float]     // encoder.layer.N.attention.self.query.{weight,bias}    [H × H], [H]
-    let wk: [Float], bk: [Float]     // encoder.layer.N.attention.self.key.{weight,bias}
-    let wv: [Float], bv: [Float]     // encoder.layer.N.attention.self.value.{weight,bias}
+    // encoder.layer.N.attention.self.{query,key,value}.{weight,bias}, stacked into one
+    // [3H × H] matrix and [3H] bias so one GEMM computes Q, K and V.
+    let wqkv: [Float], bqkv: [Float]
     let wo: [Float], bo: [Float]     // encoder.layer.N.attention.output.dense.{weight,bias}  [H × H]
     let ln1g: [Float], ln1b: [Float] // encoder.layer.N.attention.output.LayerNorm.{weight,bias}
     let wi: [Float], bi: [Float]     // encoder.layer.N.intermediate.dense.{weight,bias}      [I × H]
@@ -78,10 +78,10 @@ public final class BertModel: @unchecked Sendable {
         embLnG = try t("embeddings.LayerNorm.weight", [H]); embLnB = try t("embeddings.LayerNorm.bias", [H])
         layers = try (0..<config.layers).map { i in
             let p = "encoder.layer.\(i)."
+            let qkv = ["query", "key", "value"]
             return BertLayer(
-                wq: try t(p + "attention.self.query.weight", [H, H]), bq: try t(p + "attention.self.query.bias", [H]),
-                wk: try t(p + "attention.self.key.weight", [H, H]), bk: try t(p + "attention.self.key.bias", [H]),
-                wv: try t(p + "attention.self.value.weight", [H, H]), bv: try t(p + "attention.self.value.bias", [H]),
+                wqkv: try qkv.flatMap { try t(p + "attention.self.\($0).weight", [H, H]) },
+                bqkv: try qkv.flatMap { try t(p + "attention.self.\($0).bias", [H]) },
                 wo: try t(p + "attention.output.dense.weight", [H, H]), bo: try t(p + "attention.output.dense.bias", [H]),
                 ln1g: try t(p + "attention.output.LayerNorm.weight", [H]), ln1b: try t(p + "attention.output.LayerNorm.bias", [H]),
                 wi: try t(p + "intermediate.dense.weight", [I, H]), bi: try t(p + "intermediate.dense.bias", [I]),
@@ -113,21 +113,20 @@ public final class BertModel: @unchecked Sendable {
             }
         }
         layerNorm(&x, embLnG, embLnB, rows: N)
-        var q = [Float](repeating: 0, count: N * H), k = q, v = q, ctx = q, tmp = q
+        var qkv = [Float](repeating: 0, count: N * 3 * H)    // [N × 3H]: Q | K | V
+        var ctx = [Float](repeating: 0, count: N * H), tmp = ctx
         var inter = [Float](repeating: 0, count: N * I)
         let lengths = batch.map(\.count)
         for layer in layers {
-            linear(x, layer.wq, layer.bq, &q, rows: N, inDim: H, outDim: H)
-            linear(x, layer.wk, layer.bk, &k, rows: N, inDim: H, outDim: H)
-            linear(x, layer.wv, layer.bv, &v, rows: N, inDim: H, outDim: H)
-            attention(q, k, v, &ctx, batch: B, length: L, lengths: lengths, heads: A, headDim: D)
+            linear(x, layer.wqkv, layer.bqkv, &qkv, rows: N, inDim: H, outDim: 3 * H)
+            attention(qkv, &ctx, batch: B, length: L, lengths: lengths, heads: A, headDim: D)
             linear(ctx, layer.wo, layer.bo, &tmp, rows: N, inDim: H, outDim: H)
-            for i in 0..<(N * H) { x[i] += tmp[i] }
+            addInPlace(&x, tmp)
             layerNorm(&x, layer.ln1g, layer.ln1b, rows: N)
             linear(x, layer.wi, layer.bi, &inter, rows: N, inDim: H, outDim: I)
             gelu(&inter)
             linear(inter, layer.wo2, layer.bo2, &tmp, rows: N, inDim: I, outDim: H)
-            for i in 0..<(N * H) { x[i] += tmp[i] }
+            addInPlace(&x, tmp)
             layerNorm(&x, layer.ln2g, layer.ln2b, rows: N)
         }
         return (x, L)
@@ -146,19 +145,20 @@ public final class BertModel: @unchecked Sendable {
     }
 
     /// Per text and head: softmax(q·kᵀ/√D over the text's own tokens)·v. Padding keys are masked.
-    func attention(_ q: [Float], _ k: [Float], _ v: [Float], _ out: inout [Float], batch B: Int, length L: Int,
+    /// qkv: [N × 3H] (Q, K, V side by side), out: [N × H].
+    func attention(_ qkv: [Float], _ out: inout [Float], batch B: Int, length L: Int,
                    lengths: [Int], heads A: Int, headDim D: Int) {
-        let H = A * D
+        let H = A * D, S = 3 * H
         let scale = 1 / Float(D).squareRoot()
-        q.withUnsafeBufferPointer { qp in k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in out.withUnsafeMutableBufferPointer { op in
-            let Q = qp.baseAddress!, K = kp.baseAddress!, V = vp.baseAddress!, O = op.baseAddress!
+        qkv.withUnsafeBufferPointer { qp in out.withUnsafeMutableBufferPointer { op in
+            let Q = qp.baseAddress!, K = Q + H, V = Q + 2 * H, O = op.baseAddress!
             pool.dispatch(B * A) { job in
                 let b = job / A, h = job % A, n = lengths[b]
                 let s = UnsafeMutablePointer<Float>.allocate(capacity: L * n)   // scores [L × n]
                 defer { s.deallocate() }
-                let base = b * L * H + h * D
+                let base = b * L * S + h * D
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(L), Int32(n), Int32(D), scale,
-                            Q + base, Int32(H), K + base, Int32(H), 0, s, Int32(n))
+                            Q + base, Int32(S), K + base, Int32(S), 0, s, Int32(n))
                 for i in 0..<L {
                     let row = s + i * n
                     var mx = -Float.infinity
@@ -169,16 +169,17 @@ public final class BertModel: @unchecked Sendable {
                     for j in 0..<n { row[j] *= inv }
                 }
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(L), Int32(D), Int32(n), 1,
-                            s, Int32(n), V + base, Int32(H), 0, O + base, Int32(H))
+                            s, Int32(n), V + base, Int32(S), 0, O + b * L * H + h * D, Int32(H))
             }
-        } } } }
+        } }
     }
 
     func layerNorm(_ x: inout [Float], _ g: [Float], _ b: [Float], rows: Int) {
         let H = config.hidden, eps = config.eps
         x.withUnsafeMutableBufferPointer { xp in
-            for r in 0..<rows {
-                let p = xp.baseAddress! + r * H
+            let base = xp.baseAddress!
+            pool.parallelFor(rows, minChunk: 16) { rr in for r in rr {
+                let p = base + r * H
                 var mean: Float = 0
                 for i in 0..<H { mean += p[i] }
                 mean /= Float(H)
@@ -186,19 +187,32 @@ public final class BertModel: @unchecked Sendable {
                 for i in 0..<H { let d = p[i] - mean; varSum += d * d }
                 let inv = 1 / (varSum / Float(H) + eps).squareRoot()
                 for i in 0..<H { p[i] = (p[i] - mean) * inv * g[i] + b[i] }
-            }
+            } }
         }
     }
 
     /// GELU, exact (erf) form as BERT's "gelu".
     func gelu(_ x: inout [Float]) {
         let tanhForm = config.activation == "gelu_new" || config.activation == "gelu_pytorch_tanh"
-        for i in x.indices {
-            let v = x[i]
-            if tanhForm { x[i] = 0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))) }
-            else { x[i] = 0.5 * v * (1 + erf(v / 2.0.squareRoot().asFloat)) }
+        let invSqrt2: Float = 0.7071067811865476
+        x.withUnsafeMutableBufferPointer { xp in
+            let p = xp.baseAddress!
+            pool.parallelFor(xp.count, minChunk: 4096) { r in
+                for i in r {
+                    let v = p[i]
+                    if tanhForm { p[i] = 0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))) }
+                    else { p[i] = 0.5 * v * (1 + erf(v * invSqrt2)) }
+                }
+            }
         }
+    }
+
+    /// x += y, in parallel.
+    func addInPlace(_ x: inout [Float], _ y: [Float]) {
+        x.withUnsafeMutableBufferPointer { xp in y.withUnsafeBufferPointer { yp in
+            let a = xp.baseAddress!, b = yp.baseAddress!
+            pool.parallelFor(xp.count, minChunk: 8192) { r in for i in r { a[i] += b[i] } }
+        } }
     }
 }
 
-extension Double { var asFloat: Float { Float(self) } }
