@@ -88,6 +88,7 @@ public enum JSONValue: Codable, Equatable, Sendable {
         }
     }
 
+    /// A JSON string literal, escaped as Python's json.dumps(ensure_ascii=False) does.
     public static func quote(_ s: String) -> String {
         var out = "\""
         for u in s.unicodeScalars {
@@ -97,6 +98,8 @@ public enum JSONValue: Codable, Equatable, Sendable {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
+            case "\u{8}": out += "\\b"
+            case "\u{c}": out += "\\f"
             default:
                 if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
             }

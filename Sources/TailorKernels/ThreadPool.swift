@@ -3,6 +3,9 @@
 // workers spin on an atomic epoch between operations (as llama.cpp's threadpool does), and only
 // sleep on a condition variable after a while without work.
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 import CBLAS
 
@@ -19,8 +22,11 @@ public final class ThreadPool: @unchecked Sendable {
     private var job: ((Int) -> Void)?
     private var chunkCount = 0
     private var workers: [Thread] = []
-    /// Iterations a worker spins before it sleeps (about a millisecond).
-    private let spinLimit = 200_000
+    /// Pause iterations a waiting thread spins before it yields its core, and yields before a
+    /// worker sleeps. Spinning is what makes dispatch cheap; yielding soon keeps several pools
+    /// (or other programs) on a busy machine from starving each other.
+    private let spinLimit = 4_000
+    private let yieldLimit = 2_000
 
     public init(threads: Int) {
         self.threads = max(1, threads)
@@ -51,6 +57,7 @@ public final class ThreadPool: @unchecked Sendable {
             while epoch.load(ordering: .acquiring) == seen {
                 spins += 1
                 if spins < spinLimit { spinPause(); continue }
+                if spins < spinLimit + yieldLimit { sched_yield(); continue }
                 lock.lock()
                 sleepers.add(1, ordering: .sequentiallyConsistent)
                 while epoch.load(ordering: .sequentiallyConsistent) == seen { lock.wait() }
@@ -101,7 +108,11 @@ public final class ThreadPool: @unchecked Sendable {
                 lock.lock(); lock.broadcast(); lock.unlock()
             }
             runChunks()
-            while pending.load(ordering: .acquiring) > 0 { spinPause() }
+            var spins = 0
+            while pending.load(ordering: .acquiring) > 0 {
+                spins += 1
+                if spins < spinLimit { spinPause() } else { sched_yield() }
+            }
             job = nil
         }
     }

@@ -72,11 +72,13 @@ public enum MatMul {
         let fused = outputs.allSatisfy { QuantDot.isFused($0.0.type) }
         let scratchPerThread = UnsafeMutablePointer<Float>.allocate(capacity: fused ? 1 : cols * pool.threads)
         defer { scratchPerThread.deallocate() }
-        forEachRow(outputs, pool: pool) { w, y, row, part in
+        forEachRowPair(outputs, pool: pool) { w, y, row, pair, part in
             let scratch = fused ? scratchPerThread : scratchPerThread + cols * part
-            let p = w.row(row)
-            for t in 0..<tokens {
-                y[t * w.rows + row] = QuantDot.dot(w.type, p, x + t * cols, sums + t * nb, cols, scratch: scratch)
+            for r in row..<(pair ? row + 2 : row + 1) {
+                let p = w.row(r)
+                for t in 0..<tokens {
+                    y[t * w.rows + r] = QuantDot.dot(w.type, p, x + t * cols, sums + t * nb, cols, scratch: scratch)
+                }
             }
         }
     }
@@ -86,7 +88,7 @@ public enum MatMul {
                            cols: Int, tokens: Int, pool: ThreadPool) {
         let acts = QuantizedActivations(n: cols, tokens: tokens)
         acts.quantize(x, blocks32: outputs.contains { !Q8Dot.uses256($0.0.type) }, blocks256: outputs.contains { Q8Dot.uses256($0.0.type) })
-        forEachRowPair(outputs, pool: pool) { w, y, row, pair in
+        forEachRowPair(outputs, pool: pool) { w, y, row, pair, _ in
             for t in 0..<tokens {
                 if pair {
                     let (a, b) = Q8Dot.dot2(w.type, w.row(row), w.row(row + 1), acts, token: t)
@@ -99,10 +101,12 @@ public enum MatMul {
         }
     }
 
-    /// Like forEachRow, but hands out rows two at a time where two rows of one matrix are left
-    /// (`pair` true: rows `row` and `row + 1`).
+    /// Calls `body(matrix, output, row, pair, part)` for every row of every matrix, two rows at a
+    /// time where two rows of one matrix are left (`pair`: rows `row` and `row + 1`). Each thread
+    /// (`part`) takes one contiguous range of the rows, so it streams its weights sequentially,
+    /// and prefetches a few rows ahead.
     static func forEachRowPair(_ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)], pool: ThreadPool,
-                               _ body: (WeightMatrix, UnsafeMutablePointer<Float>, Int, Bool) -> Void) {
+                               _ body: (WeightMatrix, UnsafeMutablePointer<Float>, Int, Bool, Int) -> Void) {
         let totalRows = outputs.reduce(0) { $0 + $1.0.rows }
         let parts = min(pool.threads, max(1, totalRows / 8))
         // Even split points, so pairs never straddle two threads.
@@ -123,37 +127,8 @@ public enum MatMul {
                         while off < 2 * w.rowBytes { tailor_prefetch(ahead + off); off += 64 }
                     }
                     let pair = row + 1 < stop - base
-                    body(w, y, row, pair)
+                    body(w, y, row, pair, c)
                     row += pair ? 2 : 1
-                }
-                r = stop
-                if r < end { base += w.rows; m += 1 }
-            }
-        }
-    }
-
-    /// Calls `body` for every row of every matrix, each thread taking one contiguous range of
-    /// the rows (so each streams its weights sequentially) and prefetching two rows ahead.
-    static func forEachRow(_ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)], pool: ThreadPool,
-                           _ body: (WeightMatrix, UnsafeMutablePointer<Float>, Int, Int) -> Void) {
-        let totalRows = outputs.reduce(0) { $0 + $1.0.rows }
-        let parts = min(pool.threads, max(1, totalRows / 8))
-        let per = (totalRows + parts - 1) / parts
-        pool.dispatch(parts) { c in
-            var r = c * per
-            let end = min(totalRows, r + per)
-            var m = 0, base = 0
-            while m < outputs.count, r >= base + outputs[m].0.rows { base += outputs[m].0.rows; m += 1 }
-            while r < end {
-                let (w, y) = outputs[m]
-                let stop = min(end, base + w.rows)
-                for row in (r - base)..<(stop - base) {
-                    if row + 2 < w.rows {
-                        let ahead = UnsafeRawPointer(w.row(row + 2))
-                        var off = 0
-                        while off < w.rowBytes { tailor_prefetch(ahead + off); off += 64 }
-                    }
-                    body(w, y, row, c)
                 }
                 r = stop
                 if r < end { base += w.rows; m += 1 }

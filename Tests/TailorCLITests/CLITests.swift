@@ -40,17 +40,19 @@ import Testing
 
     @Test func generateParsesSpecialTokensInThePrompt() throws {
         let prompt = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
-        let r = try tailor(["generate", "-p", prompt, "-n", "20", "--temp", "0"])
+        let r = try tailor(["generate", "-p", prompt, "-n", "20", "--temp", "0", "--precision", "exact"])
         #expect(r.status == 0, "\(r.err)")
         #expect(r.out.contains("Paris"))
         #expect(!r.out.contains("<|im_start|>"))
     }
 
     @Test func chatOnceAndInteractive() throws {
-        let once = try tailor(["chat", "--once", "What is the capital of France?", "--temp", "0"])
+        // Exact precision: under 8-bit activations (the default, like llama.cpp) SmolLM2 starts
+        // this answer in French, as llama.cpp does.
+        let once = try tailor(["chat", "--once", "What is the capital of France?", "--temp", "0", "--precision", "exact"])
         #expect(once.status == 0, "\(once.err)")
         #expect(once.out.contains("Paris"))
-        let multi = try tailor(["chat", "--temp", "0", "-n", "40", "--system", "You answer in one short sentence."],
+        let multi = try tailor(["chat", "--temp", "0", "-n", "40", "--precision", "exact", "--system", "You answer in one short sentence."],
                                stdin: "What is the capital of France?\nAnd of Italy?\n")
         #expect(multi.status == 0, "\(multi.err)")
         #expect(multi.out.contains("Paris") && multi.out.contains("Rome"), "\(multi.out)")

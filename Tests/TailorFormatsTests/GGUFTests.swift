@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TailorKernels
+import TailorTestSupport
 @testable import TailorFormats
 
 @Suite struct GGUFTests {
@@ -47,8 +48,7 @@ import TailorKernels
     }
 
     @Test func realModelHeader() throws {
-        let path = TestModel.path("SmolLM2-135M-Instruct.Q4_1.gguf")
-        let g = try GGUFFile(path: try path.get())
+        let g = try GGUFFile(path: TestPaths.model("SmolLM2-135M-Instruct.Q4_1.gguf"))
         #expect(g.version == 3)
         #expect(g.tensors.count == 272)
         #expect(try g.int("llama.block_count") == 30)
@@ -114,15 +114,6 @@ import TailorKernels
         #expect(FormatError.badMagic(found: "\"GGML\"").description.contains("not a GGUF file"))
         #expect(FormatError.truncated(what: "tensor count", offset: 8, needed: 8, fileSize: 10).description.contains("fetch it again"))
         #expect(FormatError.unsupportedTensorType(name: "x", type: 99).description.contains("Re-quantize"))
-    }
-}
-
-enum TestModel {
-    static func path(_ name: String) -> Result<String, Error> {
-        let home = ProcessInfo.processInfo.environment["TAILOR_HOME"].map { URL(fileURLWithPath: $0) }
-            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/tailor")
-        let p = home.appendingPathComponent("models/\(name)").path
-        return FileManager.default.fileExists(atPath: p) ? .success(p) : .failure(CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: p + " (run ./scripts/setup)"]))
     }
 }
 

@@ -33,7 +33,9 @@ import TailorTokenizers
     }
 
     @Test func chatStopsAtEndOfTurn() throws {
-        let lm = try Self.lm.get()
+        // Exact precision: with 8-bit activations this prompt's first token is a near-tie that
+        // goes to "L'Étoile…" — exactly as llama.cpp answers it.
+        let lm = try LanguageModel(try TestPaths.model("SmolLM2-135M-Instruct.Q4_1.gguf"), precision: .exact)
         let text = try lm.chatTemplate.render([.user("What is the capital of France?")])
         let r = try lm.generator().generate(prompt: lm.encodeChat(text), maxTokens: 100, sampling: .greedy)
         #expect(r.finishReason == .stop)

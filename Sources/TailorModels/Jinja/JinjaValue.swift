@@ -180,23 +180,7 @@ func pythonStringRepr(_ s: String) -> String {
 
 /// `json.dumps(value, ensure_ascii=False, indent=indent, sort_keys=…)` as transformers' tojson does.
 func toJSON(_ v: JValue, indent: Int?, sortKeys: Bool = false, level: Int = 0) -> String {
-    func str(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{8}": out += "\\b"
-            case "\u{c}": out += "\\f"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
-    }
+    let str = JSONValue.quote
     let nl = indent.map { "\n" + String(repeating: " ", count: $0 * (level + 1)) } ?? ""
     let close = indent.map { "\n" + String(repeating: " ", count: $0 * level) } ?? ""
     let itemSep = indent == nil ? ", " : ","

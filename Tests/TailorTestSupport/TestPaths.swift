@@ -1,0 +1,41 @@
+import Foundation
+
+/// Where tests find the real models and the shared golden references.
+public enum TestPaths {
+    public static let repoRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    public static let golden = repoRoot.deletingLastPathComponent().appendingPathComponent("shared/golden")
+
+    public static var modelCache: URL {
+        if let home = ProcessInfo.processInfo.environment["TAILOR_HOME"], !home.isEmpty {
+            return URL(fileURLWithPath: home).appendingPathComponent("models")
+        }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/tailor/models")
+    }
+
+    public struct Missing: Error, CustomStringConvertible {
+        public let description: String
+        public init(description: String) { self.description = description }
+    }
+
+    /// The path of a model in the cache. A missing model is a failure, never a skip: run ./scripts/setup.
+    public static func model(_ name: String) throws -> String {
+        let p = modelCache.appendingPathComponent(name).path
+        guard FileManager.default.fileExists(atPath: p) else {
+            throw Missing(description: "model \(name) is not in \(modelCache.path); run ./scripts/setup to fetch it")
+        }
+        return p
+    }
+
+    public static func goldenJSON(_ name: String) throws -> Any {
+        let data = try Data(contentsOf: golden.appendingPathComponent(name))
+        return try JSONSerialization.jsonObject(with: data)
+    }
+
+    /// A fixture file of the calling test target's bundle.
+    public static func fixtureURL(_ bundle: Bundle, _ name: String) throws -> URL {
+        guard let url = bundle.url(forResource: "Fixtures/" + name, withExtension: nil) else {
+            throw Missing(description: "fixture \(name) is missing")
+        }
+        return url
+    }
+}
