@@ -57,21 +57,27 @@ public final class BertModel: @unchecked Sendable {
     public var pool: ThreadPool
 
     /// Loads `config.json` and `model.safetensors` from a Hugging Face model directory.
-    public init(directory: String, threads: Int = ThreadPool.availableCores) throws {
+    public convenience init(directory: String, threads: Int = ThreadPool.availableCores) throws {
         let cfgPath = directory + "/config.json"
         guard let text = try? String(contentsOfFile: cfgPath, encoding: .utf8) else { throw ModelError.modelNotFound(cfgPath) }
-        config = try BertConfig(json: JSONValue.parse(text))
+        let config = try BertConfig(json: JSONValue.parse(text))
         let st: SafetensorsFile
         do { st = try SafetensorsFile(path: directory + "/model.safetensors") } catch { throw ModelError.format(error) }
         // Checkpoints saved from BertModel have bare names; from task models, a "bert." prefix.
         let prefix = st.tensor("bert.embeddings.word_embeddings.weight") != nil ? "bert." : ""
-        let H = config.hidden, I = config.intermediate
-        func t(_ name: String, _ shape: [Int]) throws -> [Float] {
+        try self.init(config: config, threads: threads) { name, shape in
             let full = prefix + name
             guard let info = st.tensor(full) else { throw ModelError.format(.missingTensor(full)) }
             guard info.shape == shape else { throw ModelError.tensorShape(name: full, expected: shape, found: info.shape) }
-            do { return try st.floats(full) } catch { throw ModelError.format(error) }
+            do { return try st.floats(full) } catch let e as FormatError { throw ModelError.format(e) }
         }
+    }
+
+    /// Builds the model from `tensor(name, shape)`, which returns each weight (Hugging Face name,
+    /// row-major shape) as fp32.
+    init(config: BertConfig, threads: Int, tensor t: (String, [Int]) throws -> [Float]) throws {
+        self.config = config
+        let H = config.hidden, I = config.intermediate
         wordEmbeddings = try t("embeddings.word_embeddings.weight", [config.vocabulary, H])
         positionEmbeddings = try t("embeddings.position_embeddings.weight", [config.maxPositions, H])
         typeEmbeddings = try t("embeddings.token_type_embeddings.weight", [config.typeVocabulary, H])

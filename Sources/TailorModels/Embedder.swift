@@ -31,8 +31,21 @@ public final class SentenceEmbedder: Embedder, @unchecked Sendable {
     public init(_ spec: String? = nil, threads: Int = ThreadPool.availableCores) throws {
         directory = try ModelCache.resolve(spec, default: ModelCache.defaultEmbeddingModel)
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
-            throw ModelError.modelNotFound("\(directory) (an embedding model is a directory with config.json, model.safetensors and tokenizer.json)")
+        FileManager.default.fileExists(atPath: directory, isDirectory: &isDir)
+        if !isDir.boolValue && directory.hasSuffix(".gguf") {
+            // A BERT GGUF (llama.cpp's layout): pooling from bert.pooling_type, normalized like
+            // llama.cpp's embeddings.
+            let g: GGUFFile
+            do { g = try GGUFFile(path: directory) } catch { throw ModelError.format(error) }
+            encoder = try BertModel(gguf: g, threads: threads)
+            tokenizer = try WordPieceTokenizer(gguf: g)
+            pooling = g["bert.pooling_type"]?.int == 2 ? .cls : .mean
+            normalize = true
+            maxLength = encoder.config.maxPositions
+            return
+        }
+        guard isDir.boolValue else {
+            throw ModelError.modelNotFound("\(directory) (an embedding model is a directory with config.json, model.safetensors and tokenizer.json, or a BERT .gguf)")
         }
         encoder = try BertModel(directory: directory, threads: threads)
         tokenizer = try WordPieceTokenizer(directory: directory)
