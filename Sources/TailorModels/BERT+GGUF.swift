@@ -34,7 +34,7 @@ public enum BertGGUF {
         let e = try SentenceEmbedder(directory, threads: 1)
         let cfg = e.encoder.config
         let st = try SafetensorsFile(path: directory + "/model.safetensors")
-        let prefix = st.tensor("bert.embeddings.word_embeddings.weight") != nil ? "bert." : ""
+        let prefix = ["", "bert.", "roberta."].first { st.tensor($0 + "embeddings.word_embeddings.weight") != nil } ?? ""
         var w = GGUFWriter()
         w.set("general.architecture", .string("bert"))
         w.set("general.name", .string(URL(fileURLWithPath: directory).lastPathComponent))
@@ -47,7 +47,9 @@ public enum BertGGUF {
         w.set("bert.attention.causal", .bool(false))
         w.set("bert.pooling_type", .uint32(e.pooling == .cls ? 2 : 1))
         w.set("general.file_type", .uint32(type == .f16 ? 1 : 0))
-        let tok = e.tokenizer
+        guard let tok = e.tokenizer as? WordPieceTokenizer else {
+            throw ModelError.unsupportedArchitecture("\(cfg.positionOffset > 0 ? "roberta" : "bert") with a non-WordPiece tokenizer (GGUF conversion covers BERT/WordPiece)")
+        }
         var special: Set<Int> = [tok.clsID, tok.sepID, tok.unkID, tok.padID]
         for (i, t) in tok.tokens.enumerated() where t.hasPrefix("[") && t.hasSuffix("]") { special.insert(i) }
         w.set("tokenizer.ggml.model", .string("bert"))

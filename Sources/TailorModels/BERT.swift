@@ -21,6 +21,8 @@ public struct BertConfig: Sendable, Codable {
     public var vocabulary: Int      // vocab_size
     public var eps: Float           // layer_norm_eps
     public var activation: String   // hidden_act
+    /// RoBERTa numbers positions from padding_idx + 1; BERT from 0.
+    public var positionOffset: Int  // model_type roberta: pad_token_id + 1
 
     public init(json: JSONValue) throws {
         func int(_ k: String) throws -> Int {
@@ -32,6 +34,8 @@ public struct BertConfig: Sendable, Codable {
         typeVocabulary = json["type_vocab_size"]?.int ?? 2; vocabulary = try int("vocab_size")
         eps = Float(json["layer_norm_eps"]?.double ?? 1e-12)
         activation = json["hidden_act"]?.string ?? "gelu"
+        let type = json["model_type"]?.string ?? "bert"
+        positionOffset = ["roberta", "xlm-roberta", "camembert"].contains(type) ? (json["pad_token_id"]?.int ?? 1) + 1 : 0
         guard hidden % heads == 0 else { throw ModelError.badHyperParameter(key: "num_attention_heads", value: "\(heads)", reason: "must divide hidden_size \(hidden)") }
     }
 }
@@ -63,8 +67,8 @@ public final class BertModel: @unchecked Sendable {
         let config = try BertConfig(json: JSONValue.parse(text))
         let st: SafetensorsFile
         do { st = try SafetensorsFile(path: directory + "/model.safetensors") } catch { throw ModelError.format(error) }
-        // Checkpoints saved from BertModel have bare names; from task models, a "bert." prefix.
-        let prefix = st.tensor("bert.embeddings.word_embeddings.weight") != nil ? "bert." : ""
+        // Checkpoints saved from the bare model have bare names; task models add "bert." or "roberta.".
+        let prefix = ["", "bert.", "roberta."].first { st.tensor($0 + "embeddings.word_embeddings.weight") != nil } ?? ""
         try self.init(config: config, threads: threads) { name, shape in
             let full = prefix + name
             guard let info = st.tensor(full) else { throw ModelError.format(.missingTensor(full)) }
@@ -103,7 +107,7 @@ public final class BertModel: @unchecked Sendable {
         let B = batch.count
         let L = batch.map(\.count).max() ?? 0
         guard B > 0, L > 0 else { return ([], 0) }
-        guard L <= config.maxPositions else {
+        guard L + config.positionOffset <= config.maxPositions else {
             throw ModelError.contextFull(used: 0, adding: L, limit: config.maxPositions)
         }
         let H = config.hidden, I = config.intermediate, A = config.heads, D = H / A, N = B * L
@@ -114,7 +118,7 @@ public final class BertModel: @unchecked Sendable {
                 let tt = min(max(0, e.typeIDs[i]), config.typeVocabulary - 1)
                 let row = (b * L + i) * H
                 for h in 0..<H {
-                    x[row + h] = wordEmbeddings[id * H + h] + positionEmbeddings[i * H + h] + typeEmbeddings[tt * H + h]
+                    x[row + h] = wordEmbeddings[id * H + h] + positionEmbeddings[(i + config.positionOffset) * H + h] + typeEmbeddings[tt * H + h]
                 }
             }
         }

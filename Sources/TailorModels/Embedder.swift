@@ -17,7 +17,7 @@ public enum Pooling: String, Sendable { case mean, cls, max }
 public final class SentenceEmbedder: Embedder, @unchecked Sendable {
     public let directory: String
     public let encoder: BertModel
-    public let tokenizer: WordPieceTokenizer
+    public let tokenizer: any EncoderTokenizer
     public let pooling: Pooling
     public let normalize: Bool
     public let maxLength: Int
@@ -48,7 +48,7 @@ public final class SentenceEmbedder: Embedder, @unchecked Sendable {
             throw ModelError.modelNotFound("\(directory) (an embedding model is a directory with config.json, model.safetensors and tokenizer.json, or a BERT .gguf)")
         }
         encoder = try BertModel(directory: directory, threads: threads)
-        tokenizer = try WordPieceTokenizer(directory: directory)
+        tokenizer = try EncoderTokenizers.load(directory: directory)
         var pooling = Pooling.mean
         if let p = try? JSONValue.parse(String(contentsOfFile: directory + "/1_Pooling/config.json", encoding: .utf8)) {
             if p["pooling_mode_cls_token"]?.bool == true { pooling = .cls }
@@ -60,7 +60,7 @@ public final class SentenceEmbedder: Embedder, @unchecked Sendable {
             normalize = mods.contains { ($0["type"]?.string ?? "").hasSuffix("Normalize") }
         }
         self.normalize = normalize
-        var maxLen = encoder.config.maxPositions
+        var maxLen = encoder.config.maxPositions - encoder.config.positionOffset
         if let s = try? JSONValue.parse(String(contentsOfFile: directory + "/sentence_bert_config.json", encoding: .utf8)),
            let m = s["max_seq_length"]?.int { maxLen = min(maxLen, m) }
         maxLength = maxLen

@@ -176,7 +176,7 @@ public final class WordPieceTokenizer: Sendable {
     }
 
     /// [CLS] text [SEP], truncated to `maxLength` tokens in all.
-    public func encode(_ text: String, maxLength: Int = 512) -> EncodedText {
+    public func encode(_ text: String, maxLength: Int) -> EncodedText {
         let body = Array(tokenize(text).prefix(max(0, maxLength - 2)))
         let ids = [clsID] + body + [sepID]
         return EncodedText(ids: ids, typeIDs: Array(repeating: 0, count: ids.count))
@@ -184,7 +184,7 @@ public final class WordPieceTokenizer: Sendable {
 
     /// [CLS] a [SEP] b [SEP] with segment ids 0/1, truncating the longer side first (for
     /// cross-encoders).
-    public func encode(_ a: String, _ b: String, maxLength: Int = 512) -> EncodedText {
+    public func encode(_ a: String, _ b: String, maxLength: Int) -> EncodedText {
         var ta = tokenize(a), tb = tokenize(b)
         while ta.count + tb.count > max(0, maxLength - 3) {
             if ta.count >= tb.count { ta.removeLast() } else { tb.removeLast() }
