@@ -35,6 +35,7 @@ public final class Generator {
     /// `onText` receives each piece of text as it is complete; returning false stops early.
     public func generate(prompt: [Int], maxTokens: Int, sampling: SamplingParameters, stop: [String] = [],
                          cache: KVCache? = nil, onText: (String) -> Bool = { _ in true }) throws -> GenerationResult {
+        guard !prompt.isEmpty else { throw ModelError.emptyPrompt }
         let cache = cache ?? model.makeCache(maxTokens: nil)
         var sampler = Sampler(sampling)
         let t0 = Date()

@@ -9,6 +9,7 @@ public enum ModelError: Error, CustomStringConvertible {
     case badToken(Int, vocabularySize: Int)
     case format(FormatError)
     case modelNotFound(String)
+    case emptyPrompt
 
     public var description: String {
         switch self {
@@ -24,6 +25,8 @@ public enum ModelError: Error, CustomStringConvertible {
             return "token id \(id) is outside the vocabulary (0..<\(n))."
         case .format(let e):
             return e.description
+        case .emptyPrompt:
+            return "the prompt has no tokens: give some text to continue."
         case .modelNotFound(let m):
             return "no model \"\(m)\": give a path to a .gguf file, or a name from `tailor models`; `./scripts/setup` fetches the default models."
         }

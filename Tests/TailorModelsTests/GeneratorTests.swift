@@ -54,6 +54,11 @@ import TailorTokenizers
         #expect(warm.tokens == cold.tokens)
     }
 
+    @Test func emptyPromptIsAnError() throws {
+        let lm = try Self.lm.get()
+        #expect(throws: ModelError.self) { try lm.generator().generate(prompt: [], maxTokens: 5, sampling: .greedy) }
+    }
+
     @Test func cancellationStops() throws {
         let lm = try Self.lm.get()
         var n = 0
