@@ -204,14 +204,13 @@ public final class BertModel: @unchecked Sendable {
     /// GELU, exact (erf) form as BERT's "gelu".
     func gelu(_ x: inout [Float]) {
         let tanhForm = config.activation == "gelu_new" || config.activation == "gelu_pytorch_tanh"
-        let invSqrt2: Float = 0.7071067811865476
         x.withUnsafeMutableBufferPointer { xp in
             let p = xp.baseAddress!
             pool.parallelFor(xp.count, minChunk: 4096) { r in
+                if !tanhForm { VectorMath.gelu(p + r.lowerBound, r.count); return }
                 for i in r {
                     let v = p[i]
-                    if tanhForm { p[i] = 0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))) }
-                    else { p[i] = 0.5 * v * (1 + erf(v * invSqrt2)) }
+                    p[i] = 0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
                 }
             }
         }
