@@ -12,6 +12,22 @@ public enum VectorMath {
         while i < n { x[i] = geluScalar(x[i]); i += 1 }
     }
 
+    /// row ← softmax(row) over n values (max-subtracted, fp32).
+    public static func softmax(_ row: UnsafeMutablePointer<Float>, _ n: Int) {
+        guard n > 0 else { return }
+        var mx = -Float.infinity
+        for j in 0..<n { mx = max(mx, row[j]) }
+        var sum: Float = 0
+        var j = 0
+        #if TAILOR_AVX2
+        sum = AVX2Math.expSubSum(row, n, mx)
+        j = n / 8 * 8
+        #endif
+        while j < n { let e = exp(row[j] - mx); row[j] = e; sum += e; j += 1 }
+        let inv = 1 / sum
+        for k in 0..<n { row[k] *= inv }
+    }
+
     /// The scalar reference (libm erf).
     @inline(__always)
     public static func geluScalar(_ v: Float) -> Float { 0.5 * v * (1 + erf(v * 0.7071067811865476)) }
@@ -39,6 +55,20 @@ enum AVX2Math {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1))
         let pow2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(nf), _mm256_set1_epi32(127)), 23))
         return _mm256_mul_ps(p, pow2)
+    }
+
+    /// row[j] ← exp(row[j] − m) for the first n/8·8 values; returns their sum.
+    static func expSubSum(_ row: UnsafeMutablePointer<Float>, _ n: Int, _ m: Float) -> Float {
+        var acc = _mm256_setzero_ps()
+        let vm = _mm256_set1_ps(m)
+        var j = 0
+        while j + 8 <= n {
+            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(row + j), vm))
+            _mm256_storeu_ps(row + j, e)
+            acc = _mm256_add_ps(acc, e)
+            j += 8
+        }
+        return acc.sum()
     }
 
     @inline(__always) static func gelu8(_ p: UnsafeMutablePointer<Float>) {

@@ -169,15 +169,7 @@ public final class BertModel: @unchecked Sendable {
                 let base = b * L * S + h * D
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(L), Int32(n), Int32(D), scale,
                             Q + base, Int32(S), K + base, Int32(S), 0, s, Int32(n))
-                for i in 0..<L {
-                    let row = s + i * n
-                    var mx = -Float.infinity
-                    for j in 0..<n { mx = max(mx, row[j]) }
-                    var sum: Float = 0
-                    for j in 0..<n { let e = exp(row[j] - mx); row[j] = e; sum += e }
-                    let inv = 1 / sum
-                    for j in 0..<n { row[j] *= inv }
-                }
+                for i in 0..<L { VectorMath.softmax(s + i * n, n) }
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(L), Int32(D), Int32(n), 1,
                             s, Int32(n), V + base, Int32(S), 0, O + b * L * H + h * D, Int32(H))
             }

@@ -15,3 +15,16 @@ import Testing
         #expect(worst < 1e-6)
     }
 }
+
+@Suite struct SoftmaxTests {
+    @Test func softmaxMatchesScalar() {
+        for n in [1, 7, 8, 33, 257] {
+            var x = (0..<n).map { Float(($0 * 37) % 101) / 7 - 6 }
+            let mx = x.max()!
+            let e = x.map { exp(Double($0 - mx)) }
+            let s = e.reduce(0, +)
+            x.withUnsafeMutableBufferPointer { VectorMath.softmax($0.baseAddress!, n) }
+            for i in 0..<n { #expect(abs(Double(x[i]) - e[i] / s) < 1e-6, "n=\(n) i=\(i)") }
+        }
+    }
+}
