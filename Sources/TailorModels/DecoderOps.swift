@@ -2,6 +2,7 @@
 // Shapes: T = tokens, C = width, D = head width, P = cached positions.
 import Foundation
 import CBLAS
+import TailorFormats
 import TailorKernels
 
 /// A decoder-only language model: tokens in, next-token logits out, with a KV cache.
@@ -176,14 +177,14 @@ enum DecoderOps {
     }
 
     /// Reads a weight matrix by name, checking its shape [cols, rows] (ggml order).
-    static func matrix(_ file: GGUFFileRef, _ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
+    static func matrix(_ file: GGUFFile, _ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
         guard let t = file.tensor(name) else { throw ModelError.format(.missingTensor(name)) }
         guard t.shape == [cols, rows] else { throw ModelError.tensorShape(name: name, expected: [cols, rows], found: t.shape) }
         return WeightMatrix(type: t.type, rows: rows, cols: cols, data: file.data(t), owner: file)
     }
 
     /// Reads a vector (norm weights, biases) as fp32.
-    static func vector(_ file: GGUFFileRef, _ name: String, _ n: Int) throws -> [Float] {
+    static func vector(_ file: GGUFFile, _ name: String, _ n: Int) throws -> [Float] {
         guard let t = file.tensor(name) else { throw ModelError.format(.missingTensor(name)) }
         guard t.elementCount == n else { throw ModelError.tensorShape(name: name, expected: [n], found: t.shape) }
         var out = [Float](repeating: 0, count: n)
@@ -191,10 +192,8 @@ enum DecoderOps {
         return out
     }
 
-    static func optionalVector(_ file: GGUFFileRef, _ name: String, _ n: Int) throws -> [Float]? {
+    static func optionalVector(_ file: GGUFFile, _ name: String, _ n: Int) throws -> [Float]? {
         file.tensor(name) == nil ? nil : try vector(file, name, n)
     }
 }
 
-import TailorFormats
-typealias GGUFFileRef = GGUFFile

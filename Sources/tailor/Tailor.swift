@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TailorKernels
+import TailorModels
 
 @main
 enum TailorMain {
@@ -76,7 +77,6 @@ struct SamplingOptions: ParsableArguments {
     }
 }
 
-import TailorModels
 
 /// Writes to standard error (progress, statistics), keeping standard output for results.
 func note(_ s: String) {
