@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import PackageDescription
 import Foundation
 
@@ -20,9 +20,12 @@ let package = Package(
     products: [
         .executable(name: "tailor", targets: ["tailor"]),
         .library(name: "TailorModels", targets: ["TailorModels"]),
+        .library(name: "TailorRAG", targets: ["TailorRAG"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
@@ -32,8 +35,15 @@ let package = Package(
         .target(name: "TailorModels",
                 dependencies: ["TailorKernels", "TailorFormats", "TailorTokenizers"],
                 swiftSettings: fast),
+        .systemLibrary(name: "CPoppler", path: "Sources/CPoppler", pkgConfig: "poppler-glib",
+                       providers: [.apt(["libpoppler-glib-dev"])]),
+        .target(name: "TailorRAG", dependencies: [
+            "TailorModels", "TailorFormats", "TailorKernels", "CPoppler",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+        ], swiftSettings: fast),
         .executableTarget(name: "tailor", dependencies: [
-            "TailorModels", "TailorFormats", "TailorTokenizers", "TailorKernels",
+            "TailorRAG", "TailorModels", "TailorFormats", "TailorTokenizers", "TailorKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TailorTestSupport", path: "Tests/TailorTestSupport"),
@@ -45,6 +55,9 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "TailorModelsTests",
                     dependencies: ["TailorModels", "TailorTokenizers", "TailorFormats", "TailorTestSupport"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "TailorRAGTests",
+                    dependencies: ["TailorRAG", "TailorModels", "TailorTestSupport"],
                     resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]

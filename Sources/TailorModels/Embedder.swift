@@ -9,6 +9,10 @@ import TailorTokenizers
 public protocol Embedder: AnyObject {
     var dimension: Int { get }
     var name: String { get }
+    /// The most tokens one text may have (special tokens included); longer texts are truncated.
+    var maxTokens: Int { get }
+    /// Tokens of `text` without the special tokens around it, untruncated.
+    func countTokens(_ text: String) -> Int
     func embed(_ texts: [String]) throws -> [[Float]]
 }
 
@@ -31,7 +35,7 @@ public final class SentenceEmbedder: Embedder, @unchecked Sendable {
     public init(_ spec: String? = nil, threads: Int = ThreadPool.availableCores) throws {
         directory = try ModelCache.resolve(spec, default: ModelCache.defaultEmbeddingModel)
         var isDir: ObjCBool = false
-        FileManager.default.fileExists(atPath: directory, isDirectory: &isDir)
+        _ = FileManager.default.fileExists(atPath: directory, isDirectory: &isDir)
         if !isDir.boolValue && directory.hasSuffix(".gguf") {
             // A BERT GGUF (llama.cpp's layout): pooling from bert.pooling_type, normalized like
             // llama.cpp's embeddings.
@@ -67,6 +71,10 @@ public final class SentenceEmbedder: Embedder, @unchecked Sendable {
     }
 
     public func encode(_ text: String) -> EncodedText { tokenizer.encode(text, maxLength: maxLength) }
+
+    public var maxTokens: Int { maxLength }
+    private lazy var specialCount = tokenizer.encode("", maxLength: 16).count
+    public func countTokens(_ text: String) -> Int { tokenizer.encode(text, maxLength: Int.max / 2).count - specialCount }
 
     /// Embeddings of `texts`, in order. Texts are sorted by length and padded per batch.
     public func embed(_ texts: [String]) throws -> [[Float]] {

@@ -1,0 +1,2 @@
+// PDF text extraction through poppler-glib (Debian: libpoppler-glib-dev).
+#include <poppler.h>

@@ -1,0 +1,246 @@
+// Retrieval: vector search (exact or HNSW), BM25 keyword search (SQLite FTS5), and hybrid
+// fusion by reciprocal rank (Cormack et al. 2009, k = 60), with metadata filters and optional
+// maximal-marginal-relevance diversification (Carbonell & Goldstein 1998).
+import Foundation
+import GRDB
+import TailorKernels
+import TailorModels
+
+public struct ScoredChunk: Sendable {
+    public var chunk: StoredChunk
+    /// The mode's score: cosine (vector), BM25 (keyword), or fused reciprocal-rank score (hybrid).
+    public var score: Double
+    public var vectorRank: Int?
+    public var keywordRank: Int?
+}
+
+public enum RetrievalMode: String, Sendable, CaseIterable, Codable { case vector, keyword, hybrid }
+
+/// Which chunks may be returned: any of the path globs, any of the types, and every metadata field.
+public struct Filter: Sendable, Equatable {
+    public var paths: [String] = []
+    public var types: [DocumentType] = []
+    public var metadata: [String: String] = [:]
+    public init(paths: [String] = [], types: [DocumentType] = [], metadata: [String: String] = [:]) {
+        self.paths = paths; self.types = types; self.metadata = metadata
+    }
+
+    public var isEmpty: Bool { paths.isEmpty && types.isEmpty && metadata.isEmpty }
+
+    /// Parses `path=GLOB`, `type=pdf`, `FIELD=VALUE` (VALUE may hold * and ? wildcards).
+    public static func parse(_ items: [String]) throws -> Filter {
+        var f = Filter()
+        for item in items {
+            guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
+                throw RAGError.badFilter("'\(item)': write FIELD=VALUE, e.g. path=docs/*.md, type=pdf, author=Ada")
+            }
+            let k = String(item[..<eq]).trimmingCharacters(in: .whitespaces), v = String(item[item.index(after: eq)...])
+            switch k {
+            case "path": f.paths.append(v)
+            case "type":
+                guard let t = DocumentType(rawValue: v.lowercased()) else {
+                    throw RAGError.badFilter("type '\(v)': one of \(DocumentType.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                f.types.append(t)
+            default: f.metadata[k] = v
+            }
+        }
+        return f
+    }
+
+    /// A WHERE clause over `d` (documents) and its arguments.
+    func sql() -> (String, [DatabaseValueConvertible?]) {
+        var parts: [String] = [], args: [DatabaseValueConvertible?] = []
+        if !paths.isEmpty {
+            var ors: [String] = []
+            for p in paths {
+                if p.hasPrefix("/") { ors.append("d.path GLOB ?"); args.append(p) }
+                else { ors.append("(d.path GLOB ? OR d.path GLOB ?)"); args.append("*/" + p); args.append(p) }
+            }
+            parts.append("(" + ors.joined(separator: " OR ") + ")")
+        }
+        if !types.isEmpty {
+            parts.append("d.type IN (" + types.map { _ in "?" }.joined(separator: ",") + ")")
+            args += types.map(\.rawValue)
+        }
+        for (k, v) in metadata.sorted(by: { $0.key < $1.key }) {
+            if k == "title" { parts.append("d.title GLOB ?") }
+            else { parts.append("json_extract(d.metadata, ?) GLOB ?"); args.append("$.\"" + k.replacingOccurrences(of: "\"", with: "") + "\"") }
+            args.append(v)
+        }
+        return (parts.joined(separator: " AND "), args)
+    }
+}
+
+public final class Retriever {
+    public let store: Store
+    public let embedder: any Embedder
+    public var mode: RetrievalMode = .hybrid
+    public var vectorWeight = 1.0
+    public var keywordWeight = 1.0
+    /// Reciprocal rank fusion constant.
+    public var rrfK = 60.0
+    /// Candidates each retriever contributes before fusion (at least k).
+    public var candidates = 100
+    /// MMR trade-off (1 = relevance only, 0 = diversity only); nil disables MMR.
+    public var mmrLambda: Double? = nil
+    public enum IndexKind: String, Sendable, CaseIterable { case auto, exact, hnsw }
+    public var index: IndexKind = .auto
+    /// Collections with at least this many chunks use HNSW under `.auto`.
+    public var hnswThreshold = 50_000
+    public var efSearch = 64
+    public var threads = ThreadPool.availableCores
+    /// Called while an HNSW graph is built (rows done, rows in all).
+    public var indexProgress: ((Int, Int) -> Void)? = nil
+
+    private var matrix: VectorMatrix?
+    private var searcher: (any VectorSearcher)?
+    private var loadedGeneration = -1
+    private var rowOfID: [Int64: Int] = [:]
+
+    public init(store: Store, embedder: any Embedder) throws {
+        self.store = store
+        self.embedder = embedder
+        if let (n, d) = try store.embedder(), n != embedder.name || d != embedder.dimension {
+            throw RAGError.modelMismatch(collection: store.name, built: n, requested: embedder.name)
+        }
+    }
+
+    public var hnswURL: URL { store.directory.appendingPathComponent("vectors.hnsw") }
+
+    /// Loads (or refreshes after the collection changed) the vectors and the search structure.
+    public func prepareIndex() throws {
+        let gen = try store.generation()
+        if gen == loadedGeneration, searcher != nil { return }
+        let (ids, data, dim) = try store.vectors()
+        let m = VectorMatrix(ids: ids, data: data, dimension: dim)
+        matrix = m
+        rowOfID = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($0.element, $0.offset) })
+        let useHNSW = index == .hnsw || (index == .auto && ids.count >= hnswThreshold)
+        if useHNSW {
+            if let (h, savedGen, added) = HNSWIndex.load(from: hnswURL, matrix: m) {
+                if added > 0 || savedGen != gen { try? h.write(to: hnswURL, generation: gen) }
+                h.efSearch = efSearch
+                searcher = h
+            } else {
+                let h = HNSWIndex(m)
+                h.build(progress: indexProgress)
+                h.efSearch = efSearch
+                try? h.write(to: hnswURL, generation: gen)
+                searcher = h
+            }
+        } else {
+            searcher = ExactSearch(m, threads: threads)
+        }
+        loadedGeneration = gen
+    }
+
+    public func embedQuery(_ query: String) throws -> [Float] {
+        VectorMatrix.normalized(try embedder.embed([query])[0])
+    }
+
+    /// The `k` best chunks for `query` under this retriever's mode, best first.
+    public func retrieve(_ query: String, k: Int, filter: Filter? = nil) throws -> [ScoredChunk] {
+        let q = mode == .keyword && mmrLambda == nil ? [] : try embedQuery(query)
+        return try retrieve(query, vector: q, k: k, filter: filter)
+    }
+
+    /// As `retrieve(_:k:filter:)` with the query embedding already computed.
+    public func retrieve(_ query: String, vector q: [Float], k: Int, filter: Filter?) throws -> [ScoredChunk] {
+        guard k > 0 else { return [] }
+        let filter = filter?.isEmpty == true ? nil : filter
+        let pool = mmrLambda == nil ? k : max(k * 4, 20)
+        let n = max(candidates, pool)
+        var vec: [(id: Int64, score: Double)] = []
+        var kw: [(id: Int64, score: Double)] = []
+        if mode != .keyword { vec = try vectorSearch(q, k: mode == .vector ? pool : n, filter: filter) }
+        if mode != .vector { kw = try store.keywordSearch(Self.ftsQuery(query), limit: mode == .keyword ? pool : n, filter: filter) }
+        var fused: [(id: Int64, score: Double, v: Int?, w: Int?)]
+        switch mode {
+        case .vector: fused = vec.enumerated().map { ($0.element.id, $0.element.score, $0.offset + 1, nil) }
+        case .keyword: fused = kw.enumerated().map { ($0.element.id, $0.element.score, nil, $0.offset + 1) }
+        case .hybrid:
+            var score: [Int64: Double] = [:], vr: [Int64: Int] = [:], kr: [Int64: Int] = [:]
+            for (r, x) in vec.enumerated() { score[x.id, default: 0] += vectorWeight / (rrfK + Double(r + 1)); vr[x.id] = r + 1 }
+            for (r, x) in kw.enumerated() { score[x.id, default: 0] += keywordWeight / (rrfK + Double(r + 1)); kr[x.id] = r + 1 }
+            fused = score.map { ($0.key, $0.value, vr[$0.key], kr[$0.key]) }
+            // Ties broken by the better single rank, then by id, so results are stable.
+            fused.sort { a, b in
+                if a.score != b.score { return a.score > b.score }
+                let ra = min(a.v ?? .max, a.w ?? .max), rb = min(b.v ?? .max, b.w ?? .max)
+                return ra != rb ? ra < rb : a.id < b.id
+            }
+        }
+        fused = Array(fused.prefix(pool))
+        if let lambda = mmrLambda, fused.count > 1 {
+            try prepareIndex()
+            fused = mmr(fused, query: q, k: k, lambda: lambda)
+        }
+        fused = Array(fused.prefix(k))
+        let chunks = try store.chunks(fused.map(\.id))
+        let byID = Dictionary(uniqueKeysWithValues: chunks.map { ($0.id, $0) })
+        return fused.compactMap { f in byID[f.id].map { ScoredChunk(chunk: $0, score: f.score, vectorRank: f.v, keywordRank: f.w) } }
+    }
+
+    func vectorSearch(_ q: [Float], k: Int, filter: Filter?) throws -> [(id: Int64, score: Double)] {
+        try prepareIndex()
+        guard let m = matrix, let s = searcher, m.count > 0 else { return [] }
+        var allowed: ((Int) -> Bool)? = nil
+        if let filter {
+            let ids = try store.chunkIDs(matching: filter)
+            var mask = [Bool](repeating: false, count: m.count)
+            for id in ids { if let r = rowOfID[id] { mask[r] = true } }
+            allowed = { mask[$0] }
+            // A narrow filter is faster (and exact) as a scan of the allowed rows.
+            if s is HNSWIndex && ids.count < m.count / 20 {
+                return ExactSearch(m, threads: threads).search(q, k: k, allowed: allowed).map { (m.ids[$0.row], Double($0.score)) }
+            }
+        }
+        return s.search(q, k: k, allowed: allowed).map { (m.ids[$0.row], Double($0.score)) }
+    }
+
+    func mmr(_ items: [(id: Int64, score: Double, v: Int?, w: Int?)], query q: [Float], k: Int, lambda: Double) -> [(id: Int64, score: Double, v: Int?, w: Int?)] {
+        guard let m = matrix else { return items }
+        let rows = items.map { rowOfID[$0.id] }
+        let d = m.dimension
+        let rel: [Double] = rows.map { r in r.map { r in q.withUnsafeBufferPointer { Double(dotProduct($0.baseAddress!, m.row(r), d)) } } ?? 0 }
+        var chosen: [Int] = [], left = Array(items.indices)
+        while chosen.count < k && !left.isEmpty {
+            var best = left[0], bestScore = -Double.infinity
+            for i in left {
+                var maxSim = 0.0
+                if let ri = rows[i] {
+                    for j in chosen { if let rj = rows[j] { maxSim = max(maxSim, Double(dotProduct(m.row(ri), m.row(rj), d))) } }
+                }
+                let s = lambda * rel[i] - (1 - lambda) * maxSim
+                if s > bestScore { bestScore = s; best = i }
+            }
+            chosen.append(best)
+            left.removeAll { $0 == best }
+        }
+        return chosen.map { items[$0] }
+    }
+
+    /// Lucene's English stop words (as bm25s and Elasticsearch use them).
+    static let stopWords: Set<String> = ["a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is",
+                                         "it", "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there",
+                                         "these", "they", "this", "to", "was", "will", "with"]
+
+    /// An FTS5 query matching any of the query's words (stop words dropped), each quoted so that
+    /// FTS5 operators in user text are taken literally.
+    public static func ftsQuery(_ query: String) -> String {
+        var words: [String] = [], seen: Set<String> = []
+        var cur = ""
+        func take() {
+            defer { cur = "" }
+            let w = cur.lowercased()
+            guard !w.isEmpty, !stopWords.contains(w), !seen.contains(w) else { return }
+            seen.insert(w); words.append(w)
+        }
+        for ch in query.unicodeScalars {
+            if ch.properties.isAlphabetic || ch.properties.numericType != nil { cur.unicodeScalars.append(ch) } else { take() }
+        }
+        take()
+        return words.map { "\"\($0)\"" }.joined(separator: " OR ")
+    }
+}
