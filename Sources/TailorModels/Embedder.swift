@@ -26,6 +26,7 @@ public final class SentenceEmbedder: Embedder, @unchecked Sendable {
     public let normalize: Bool
     public let maxLength: Int
     public var batchSize = 32
+    private let lock = NSLock()
 
     public var dimension: Int { encoder.config.hidden }
     public var name: String { URL(fileURLWithPath: directory).lastPathComponent }
@@ -78,6 +79,8 @@ public final class SentenceEmbedder: Embedder, @unchecked Sendable {
 
     /// Embeddings of `texts`, in order. Texts are sorted by length and padded per batch.
     public func embed(_ texts: [String]) throws -> [[Float]] {
+        // The encoder reuses its scratch buffers: one batch at a time.
+        lock.lock(); defer { lock.unlock() }
         let encoded = texts.map(encode)
         let order = encoded.indices.sorted { encoded[$0].count > encoded[$1].count }
         var out = [[Float]](repeating: [], count: texts.count)

@@ -19,7 +19,7 @@ public enum HTMLText {
 
     static let rawText: Set<String> = ["script", "style", "textarea", "title", "xmp"]
     static let dropped: Set<String> = ["script", "style", "noscript", "template", "svg", "nav", "footer", "aside",
-                                       "form", "iframe", "button", "select", "head", "menu", "dialog", "object", "canvas"]
+                                       "form", "iframe", "button", "select", "menu", "dialog", "object", "canvas"]
     static let void: Set<String> = ["area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
                                     "param", "source", "track", "wbr"]
     static let blockTags: Set<String> = ["p", "div", "section", "article", "main", "li", "ul", "ol", "dl", "dt", "dd",

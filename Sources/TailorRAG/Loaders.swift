@@ -306,10 +306,11 @@ public struct JSONLoader: Loader {
                 if let s = Self.scalar(v) { meta[k] = s }
             }
             var blocks: [Block] = []
-            if let title { blocks.append(Block(.heading, title, headingPath: [title], row: line > 0 ? line : nil)) }
+            if let title { blocks.append(Block(.heading, title, headingPath: [title])) }
             for p in paragraphs(TextDecoding.normalizeNewlines(body)) {
-                blocks.append(Block(.paragraph, p, headingPath: title.map { [$0] } ?? [], row: line > 0 ? line : nil))
+                blocks.append(Block(.paragraph, p, headingPath: title.map { [$0] } ?? []))
             }
+            if line > 0 { meta["line"] = String(line) }
             docs.append(Document(path: url.path, key: url.path + "#" + id, type: url.pathExtension.lowercased() == "json" ? .json : .jsonl,
                                  title: title, blocks: blocks, metadata: meta, notes: n == 0 ? notes : []))
         }

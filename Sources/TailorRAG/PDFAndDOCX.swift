@@ -94,9 +94,9 @@ public struct DOCXLoader: Loader {
         guard let body = try entry("word/document.xml") else {
             throw RAGError.docx(path: path, detail: "no word/document.xml inside; is it a .doc or another ZIP renamed?")
         }
-        var levels: [String: Int] = [:]
-        if let styles = try entry("word/styles.xml") { levels = StyleLevels.parse(styles) }
-        let parser = BodyParser(levels: levels)
+        var levels: [String: Int] = [:], listStyles: Set<String> = []
+        if let styles = try entry("word/styles.xml") { (levels, listStyles) = StyleLevels.parse(styles) }
+        let parser = BodyParser(levels: levels, listStyles: listStyles)
         guard parser.parse(body) else { throw RAGError.docx(path: path, detail: "word/document.xml is not well-formed XML: \(parser.error ?? "")") }
         var meta: [String: String] = [:]
         if let core = try entry("docProps/core.xml") { meta = CoreProperties.parse(core) }
@@ -107,18 +107,20 @@ public struct DOCXLoader: Loader {
     /// styles.xml: style id → heading level ("heading N" by name, or an outline level).
     final class StyleLevels: NSObject, XMLParserDelegate {
         var levels: [String: Int] = [:]
+        var lists: Set<String> = []
         var current: String?
-        static func parse(_ d: Data) -> [String: Int] {
+        static func parse(_ d: Data) -> ([String: Int], Set<String>) {
             let s = StyleLevels(), p = XMLParser(data: d)
             p.delegate = s
             _ = p.parse()
-            return s.levels
+            return (s.levels, s.lists)
         }
         func parser(_ parser: XMLParser, didStartElement e: String, namespaceURI: String?, qualifiedName q: String?, attributes a: [String: String]) {
             switch e {
             case "w:style": current = a["w:styleId"]
             case "w:name":
                 guard let id = current, let v = a["w:val"]?.lowercased() else { return }
+                if v.hasPrefix("list") { lists.insert(id) }
                 if v == "title" { levels[id] = 1 }
                 else if v.hasPrefix("heading "), let n = Int(v.dropFirst(8)) { levels[id] = n + 1 }
             case "w:outlineLvl":
@@ -156,6 +158,7 @@ public struct DOCXLoader: Loader {
     /// document.xml: paragraphs (headings by style), list items, table rows.
     final class BodyParser: NSObject, XMLParserDelegate {
         let levels: [String: Int]
+        let listStyles: Set<String>
         var blocks: [Block] = []
         var error: String?
         var path: [(level: Int, text: String)] = []
@@ -167,7 +170,7 @@ public struct DOCXLoader: Loader {
         var cell = ""
         var cells: [String] = []
 
-        init(levels: [String: Int]) { self.levels = levels }
+        init(levels: [String: Int], listStyles: Set<String>) { self.levels = levels; self.listStyles = listStyles }
 
         func parse(_ d: Data) -> Bool {
             let p = XMLParser(data: d)
@@ -207,7 +210,7 @@ public struct DOCXLoader: Loader {
                     path.append((level, t))
                     blocks.append(Block(.heading, t, headingPath: path.map(\.text)))
                 } else {
-                    blocks.append(Block(isList ? .listItem : .paragraph, t, headingPath: path.map(\.text)))
+                    blocks.append(Block(isList || style.map(listStyles.contains) == true ? .listItem : .paragraph, t, headingPath: path.map(\.text)))
                 }
             case "w:tc" where tableDepth == 1: cells.append(cell.trimmingCharacters(in: .whitespacesAndNewlines))
             case "w:tr" where tableDepth == 1:

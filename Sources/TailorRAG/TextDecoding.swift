@@ -25,8 +25,7 @@ public enum TextDecoding {
             }
             return Decoded(text: s, encoding: "utf-16", note: "decoded as UTF-16 (byte-order mark)")
         }
-        if let s = String(validating: bytes, as: UTF8.self) {
-            if s.contains("\0") { throw RAGError.badEncoding(path: path, detail: "looks binary (contains NUL bytes), not text") }
+        if !bytes.contains(0), let s = String(validating: bytes, as: UTF8.self) {
             return Decoded(text: s, encoding: "utf-8", note: nil)
         }
         // UTF-16 without a mark: ASCII-range text has a zero in every other byte.

@@ -330,3 +330,48 @@ struct Reindex: AsyncParsableCommand {
         print("Re-embedded \(total) chunks of '\(store.name)' with \(embedder.name) (\(embedder.dimension) dims).")
     }
 }
+
+struct Extract: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the text and structure Tailor reads from a file (what ingest would index), and its chunks.")
+    @Argument(help: "A file.") var file: String
+    @Flag(help: "Also show the chunks, sized for the embedder.") var chunks = false
+    @Option(name: [.short, .long], help: "Embedding model whose tokens size the chunks.") var model: String?
+    @Option(name: .customLong("chunk-tokens"), help: "Most tokens per chunk.") var chunkTokens: Int = 256
+    @Option(name: .customLong("text-field"), help: "JSON/JSONL: the field holding the text.") var textField: String?
+    @Flag(help: "Print as JSON.") var json = false
+
+    func run() async throws {
+        let docs = try runReportingErrors { try Loaders.load(URL(fileURLWithPath: file).standardizedFileURL.path, options: LoaderOptions(textField: textField)) }
+        var chunker: Chunker? = nil
+        if chunks {
+            let e = try runReportingErrors { try SentenceEmbedder(model) }
+            chunker = Chunker(maxTokens: min(chunkTokens, e.maxTokens - 2), overlap: 32, countTokens: e.countTokens)
+        }
+        if json {
+            struct B: Codable { var kind: String; var text: String; var heading: [String]; var page: Int?; var row: Int?; var start: Int; var end: Int }
+            struct C: Codable { var text: String; var location: String; var start: Int; var end: Int; var tokens: Int }
+            struct D: Codable { var key: String; var type: String; var title: String?; var metadata: [String: String]; var notes: [String]; var blocks: [B]; var chunks: [C]? }
+            let out = docs.map { d in
+                D(key: d.key, type: d.type.rawValue, title: d.title, metadata: d.metadata, notes: d.notes,
+                  blocks: d.blocks.map { B(kind: $0.kind.rawValue, text: $0.text, heading: $0.headingPath, page: $0.page, row: $0.row, start: $0.start, end: $0.end) },
+                  chunks: chunker?.chunk(d).map { C(text: $0.text, location: $0.location, start: $0.start, end: $0.end, tokens: $0.tokens) })
+            }
+            emit(try jsonString(out) + "\n"); return
+        }
+        for d in docs {
+            print("== \(displayPath(d.key)) (\(d.type.rawValue))" + (d.title.map { " — \($0)" } ?? ""))
+            for (k, v) in d.metadata.sorted(by: { $0.key < $1.key }) { print("   \(k): \(v)") }
+            for n in d.notes { print("   note: \(n)") }
+            for b in d.blocks {
+                var loc = b.headingPath.joined(separator: " > ")
+                if let p = b.page { loc = "page \(p)" + (loc.isEmpty ? "" : ", " + loc) }
+                if let r = b.row { loc = "row \(r)" + (loc.isEmpty ? "" : ", " + loc) }
+                print("[\(b.kind.rawValue) \(b.start)-\(b.end)\(loc.isEmpty ? "" : " · " + loc)] \(b.text)")
+            }
+            if let chunker {
+                for c in chunker.chunk(d) { print("--- chunk \(c.ordinal) (\(c.tokens) tokens, \(c.start)-\(c.end)\(c.location.isEmpty ? "" : ", " + c.location))\n\(c.text)") }
+            }
+        }
+    }
+}
