@@ -372,6 +372,8 @@ public final class Store: @unchecked Sendable {
     public func integrityProblems() throws -> [String] {
         try db.read { db in
             var out: [String] = []
+            let check = try String.fetchAll(db, sql: "PRAGMA integrity_check")
+            if check != ["ok"] { out += check.map { "SQLite: \($0)" } }
             for r in try Row.fetchAll(db, sql: """
                 SELECT d.key, d.chunk_count, (SELECT COUNT(*) FROM chunks c WHERE c.document_id = d.id) AS n FROM documents d
                 WHERE d.chunk_count != (SELECT COUNT(*) FROM chunks c WHERE c.document_id = d.id)

@@ -240,7 +240,7 @@ extension Retriever.IndexKind: ExpressibleByArgument {}
 struct CollectionsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "collections", abstract: "List, inspect and delete collections.",
-        subcommands: [List.self, Stats.self, Delete.self], defaultSubcommand: List.self)
+        subcommands: [List.self, Stats.self, Check.self, Delete.self], defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The collections, with their size.")
@@ -276,6 +276,19 @@ struct CollectionsCommand: AsyncParsableCommand {
             if let u = s.updatedAt { print("  updated:   \(u)") }
             let failed = (try? store.files().filter { $0.status != "ok" }) ?? []
             for f in failed { print("  unreadable: \(displayPath(f.path)): \(f.error ?? "")") }
+        }
+    }
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Check a collection's consistency: every document whole, every chunk indexed.")
+        @Argument(help: "Collection name or folder.") var collection: String = Collections.defaultName
+        func run() async throws {
+            let store = try runReportingErrors { try Collections.open(collection) }
+            let problems = try runReportingErrors { try store.integrityProblems() }
+            if problems.isEmpty { print("ok: \(store.name) is consistent"); return }
+            for p in problems { print("problem: \(p)") }
+            note("Re-ingest the affected files, or delete and rebuild the collection.")
+            throw ExitCode.failure
         }
     }
 
