@@ -163,7 +163,7 @@ public struct Chunker {
     /// Sentence spans in `scalars[from..<to]`: ends at . ! ? (and closing quotes/brackets) before
     /// white space and an upper-case letter, digit or opening quote — not after a common
     /// abbreviation or a single initial; line breaks inside a block end sentences too.
-    static func sentences(_ u: [Unicode.Scalar], _ from: Int, _ to: Int) -> [(Int, Int)] {
+    public static func sentences(_ u: [Unicode.Scalar], _ from: Int, _ to: Int) -> [(Int, Int)] {
         var out: [(Int, Int)] = []
         var start = from
         var i = from

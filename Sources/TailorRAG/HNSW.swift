@@ -4,6 +4,7 @@
 // 1 − cosine on normalized rows. The graph is saved next to the collection and reused while
 // the collection is unchanged; rows added since are inserted when it is loaded.
 import Foundation
+import Synchronization
 import TailorKernels
 
 struct MinHeap {
@@ -50,30 +51,73 @@ public final class HNSWIndex: VectorSearcher, @unchecked Sendable {
     public let M0: Int
     public let efConstruction: Int
     public var efSearch = 64
-    public private(set) var inserted = 0
+    public var inserted: Int { insertedCount.load(ordering: .acquiring) }
 
-    var levels: [UInt8]
-    var links0: [Int32]        // count × M0
-    var count0: [UInt8]
-    var upper: [[[Int32]]]     // node → level−1 → neighbours
+    let n: Int
+    let levels: UnsafeMutablePointer<UInt8>
+    let links0: UnsafeMutablePointer<Int32>                 // n × M0
+    let count0: UnsafeMutablePointer<UInt8>
+    /// Per node with level ≥ 1: level × (1 + M) Int32s, a count then the neighbours, per level.
+    let upper: UnsafeMutablePointer<UnsafeMutablePointer<Int32>?>
     var entry: Int32 = -1
     var maxLevel = -1
-    var visited: [UInt32]
-    var stamp: UInt32 = 0
     var rng: UInt64
     let mult: Double
+    /// Striped locks over nodes' neighbour lists, and one for the entry point.
+    let stripes = 4096
+    let locks: UnsafeMutablePointer<pthread_mutex_t>
+    var globalLock = pthread_mutex_t()
+    let insertedCount = Atomic<Int>(0)
+    private var scratchPool: [Scratch] = []
+    private let scratchLock = NSLock()
+
+    /// Per-search state: a visited list (stamped, so it is never cleared) and buffers.
+    final class Scratch {
+        var visited: [UInt32]
+        var stamp: UInt32 = 0
+        var candidates = MinHeap()
+        var results = MinHeap()
+        var neighbourBuffer: [Int32]
+        init(_ n: Int, _ m0: Int) { visited = [UInt32](repeating: 0, count: n); neighbourBuffer = [Int32](repeating: 0, count: m0) }
+        func next() {
+            stamp &+= 1
+            if stamp == 0 { for i in visited.indices { visited[i] = 0 }; stamp = 1 }
+        }
+    }
 
     public init(_ matrix: VectorMatrix, M: Int = 16, efConstruction: Int = 200, seed: UInt64 = 100) {
         self.matrix = matrix
         self.M = M; M0 = 2 * M; self.efConstruction = efConstruction
-        let n = matrix.count
-        levels = [UInt8](repeating: 0, count: n)
-        links0 = [Int32](repeating: 0, count: n * 2 * M)
-        count0 = [UInt8](repeating: 0, count: n)
-        upper = [[[Int32]]](repeating: [], count: n)
-        visited = [UInt32](repeating: 0, count: n)
+        n = matrix.count
+        levels = .allocate(capacity: max(1, n)); levels.initialize(repeating: 0, count: max(1, n))
+        links0 = .allocate(capacity: max(1, n * M0)); links0.initialize(repeating: 0, count: max(1, n * M0))
+        count0 = .allocate(capacity: max(1, n)); count0.initialize(repeating: 0, count: max(1, n))
+        upper = .allocate(capacity: max(1, n)); upper.initialize(repeating: nil, count: max(1, n))
+        locks = .allocate(capacity: stripes)
+        for i in 0..<stripes { pthread_mutex_init(locks + i, nil) }
+        pthread_mutex_init(&globalLock, nil)
         rng = seed
         mult = 1 / log(Double(M))
+        // Levels are drawn up front, so that a node's upper lists exist before anyone links to it.
+        for i in 0..<n { setLevel(i, randomLevel()) }
+    }
+
+    deinit {
+        for i in 0..<n { upper[i]?.deallocate() }
+        upper.deallocate(); levels.deallocate(); links0.deallocate(); count0.deallocate()
+        for i in 0..<stripes { pthread_mutex_destroy(locks + i) }
+        locks.deallocate()
+    }
+
+    func setLevel(_ i: Int, _ level: Int) {
+        levels[i] = UInt8(level)
+        upper[i]?.deallocate()
+        upper[i] = nil
+        if level > 0 {
+            let p = UnsafeMutablePointer<Int32>.allocate(capacity: level * (1 + M))
+            p.initialize(repeating: 0, count: level * (1 + M))
+            upper[i] = p
+        }
     }
 
     @inline(__always) func dist(_ a: Int32, _ q: UnsafePointer<Float>) -> Float {
@@ -90,51 +134,92 @@ public final class HNSWIndex: VectorSearcher, @unchecked Sendable {
         return min(Int(-log(u) * mult), 15)
     }
 
-    func neighbours(_ node: Int32, _ level: Int) -> ArraySlice<Int32> {
-        if level == 0 { let b = Int(node) * M0; return links0[b..<(b + Int(count0[Int(node)]))] }
-        return upper[Int(node)][level - 1][...]
+    @inline(__always) func lock(_ node: Int32) { pthread_mutex_lock(locks + Int(node) % stripes) }
+    @inline(__always) func unlock(_ node: Int32) { pthread_mutex_unlock(locks + Int(node) % stripes) }
+
+    /// Copies a node's neighbours at `level` into `buf` (under its lock); returns the count.
+    @inline(__always) func readNeighbours(_ node: Int32, _ level: Int, into buf: UnsafeMutablePointer<Int32>) -> Int {
+        lock(node); defer { unlock(node) }
+        return neighboursUnlocked(node, level, into: buf)
     }
 
+    @inline(__always) func neighboursUnlocked(_ node: Int32, _ level: Int, into buf: UnsafeMutablePointer<Int32>) -> Int {
+        if level == 0 {
+            let c = Int(count0[Int(node)])
+            buf.update(from: links0 + Int(node) * M0, count: c)
+            return c
+        }
+        let p = upper[Int(node)]! + (level - 1) * (1 + M)
+        let c = Int(p[0])
+        buf.update(from: p + 1, count: c)
+        return c
+    }
+
+    /// Replaces a node's neighbours at `level` (caller holds its lock).
     func setNeighbours(_ node: Int32, _ level: Int, _ list: [Int32]) {
         if level == 0 {
-            let b = Int(node) * M0
-            for (i, x) in list.enumerated() { links0[b + i] = x }
+            let b = links0 + Int(node) * M0
+            for (i, x) in list.enumerated() { b[i] = x }
             count0[Int(node)] = UInt8(list.count)
-        } else { upper[Int(node)][level - 1] = list }
-    }
-
-    func nextStamp() {
-        stamp &+= 1
-        if stamp == 0 { for i in visited.indices { visited[i] = 0 }; stamp = 1 }
-    }
-
-    /// The paper's SEARCH-LAYER: the `ef` closest nodes found from `entries`, as a max-heap
-    /// (keys negated) of distances.
-    func searchLayer(_ q: UnsafePointer<Float>, entries: [(Float, Int32)], ef: Int, level: Int) -> MinHeap {
-        nextStamp()
-        var candidates = MinHeap()
-        var results = MinHeap()   // −distance: top is the farthest kept
-        for (d, e) in entries {
-            visited[Int(e)] = stamp
-            candidates.push(d, e); results.push(-d, e)
+        } else {
+            let p = upper[Int(node)]! + (level - 1) * (1 + M)
+            p[0] = Int32(list.count)
+            for (i, x) in list.enumerated() { p[1 + i] = x }
         }
-        while results.count > ef { results.pop() }
-        while !candidates.isEmpty {
-            let (d, c) = candidates.pop()
-            if d > -results.top.0 && results.count >= ef { break }
-            for nb in neighbours(c, level) {
-                let i = Int(nb)
-                if visited[i] == stamp { continue }
-                visited[i] = stamp
-                let dn = dist(nb, q)
-                if results.count < ef || dn < -results.top.0 {
-                    candidates.push(dn, nb)
-                    results.push(-dn, nb)
-                    if results.count > ef { results.pop() }
+    }
+
+    func scratch() -> Scratch {
+        scratchLock.lock(); defer { scratchLock.unlock() }
+        return scratchPool.popLast() ?? Scratch(n, M0)
+    }
+    func release(_ s: Scratch) { scratchLock.lock(); scratchPool.append(s); scratchLock.unlock() }
+
+    /// Greedy descent through one layer from `ep` toward `q`.
+    func greedy(_ q: UnsafePointer<Float>, _ ep: inout Int32, _ epDist: inout Float, level: Int, _ s: Scratch) {
+        s.neighbourBuffer.withUnsafeMutableBufferPointer { buf in
+            var changed = true
+            while changed {
+                changed = false
+                let c = readNeighbours(ep, level, into: buf.baseAddress!)
+                for i in 0..<c {
+                    let nb = buf[i]
+                    let d = dist(nb, q)
+                    if d < epDist { epDist = d; ep = nb; changed = true }
                 }
             }
         }
-        return results
+    }
+
+    /// The paper's SEARCH-LAYER: the `ef` closest nodes found from `entries`, nearest first.
+    func searchLayer(_ q: UnsafePointer<Float>, entries: [(Float, Int32)], ef: Int, level: Int, _ s: Scratch) -> [(Float, Int32)] {
+        s.next()
+        let stamp = s.stamp
+        s.candidates.removeAll(); s.results.removeAll()
+        for (d, e) in entries {
+            s.visited[Int(e)] = stamp
+            s.candidates.push(d, e); s.results.push(-d, e)
+        }
+        while s.results.count > ef { s.results.pop() }
+        s.neighbourBuffer.withUnsafeMutableBufferPointer { buf in
+            while !s.candidates.isEmpty {
+                let (d, c) = s.candidates.pop()
+                if d > -s.results.top.0 && s.results.count >= ef { break }
+                let count = readNeighbours(c, level, into: buf.baseAddress!)
+                for j in 0..<count {
+                    let nb = buf[j]
+                    let i = Int(nb)
+                    if s.visited[i] == stamp { continue }
+                    s.visited[i] = stamp
+                    let dn = dist(nb, q)
+                    if s.results.count < ef || dn < -s.results.top.0 {
+                        s.candidates.push(dn, nb)
+                        s.results.push(-dn, nb)
+                        if s.results.count > ef { s.results.pop() }
+                    }
+                }
+            }
+        }
+        return zip(s.results.keys, s.results.vals).map { (-$0.0, $0.1) }.sorted { $0.0 < $1.0 }
     }
 
     /// The paper's heuristic: keep a candidate only if it is closer to the base than to every
@@ -152,84 +237,93 @@ public final class HNSWIndex: VectorSearcher, @unchecked Sendable {
         return out
     }
 
-    static func ascending(_ h: MinHeap) -> [(Float, Int32)] {
-        zip(h.keys, h.vals).map { (-$0.0, $0.1) }.sorted { $0.0 < $1.0 }
-    }
-
-    /// Inserts the next row of the matrix.
-    public func insertNext() {
-        let node = Int32(inserted)
-        inserted += 1
+    /// Inserts row `node` (its level was drawn at init).
+    func insert(_ node: Int32, _ s: Scratch) {
         let q = matrix.row(Int(node))
-        let level = randomLevel()
-        levels[Int(node)] = UInt8(level)
-        if level > 0 { upper[Int(node)] = [[Int32]](repeating: [], count: level) }
-        guard entry >= 0 else { entry = node; maxLevel = level; return }
+        let level = Int(levels[Int(node)])
+        pthread_mutex_lock(&globalLock)
+        var holdsGlobal = true
+        if entry < 0 { entry = node; maxLevel = level; pthread_mutex_unlock(&globalLock); return }
         var ep = entry
+        let top = maxLevel
+        // Only an insertion that raises the top level keeps the global lock throughout.
+        if level <= top { pthread_mutex_unlock(&globalLock); holdsGlobal = false }
         var epDist = dist(ep, q)
-        if maxLevel > level {
-            for lc in stride(from: maxLevel, to: level, by: -1) {
-                var changed = true
-                while changed {
-                    changed = false
-                    for nb in neighbours(ep, lc) {
-                        let d = dist(nb, q)
-                        if d < epDist { epDist = d; ep = nb; changed = true }
-                    }
-                }
-            }
+        if top > level {
+            for lc in stride(from: top, to: level, by: -1) { greedy(q, &ep, &epDist, level: lc, s) }
         }
         var entries = [(epDist, ep)]
-        for lc in stride(from: min(level, maxLevel), through: 0, by: -1) {
-            let found = Self.ascending(searchLayer(q, entries: entries, ef: efConstruction, level: lc))
+        var buf = [Int32](repeating: 0, count: M0)
+        for lc in stride(from: min(level, top), through: 0, by: -1) {
+            let found = searchLayer(q, entries: entries, ef: efConstruction, level: lc, s)
             let chosen = selectNeighbours(found, M)
-            setNeighbours(node, lc, chosen)
+            lock(node); setNeighbours(node, lc, chosen); unlock(node)
             let cap = lc == 0 ? M0 : M
             for nb in chosen {
-                var list = Array(neighbours(nb, lc))
-                if list.count < cap { list.append(node); setNeighbours(nb, lc, list); continue }
-                let pn = matrix.row(Int(nb))
-                var cands = list.map { (1 - dotProduct(matrix.row(Int($0)), pn, matrix.dimension), $0) }
-                cands.append((1 - dotProduct(q, pn, matrix.dimension), node))
-                cands.sort { $0.0 < $1.0 }
-                setNeighbours(nb, lc, selectNeighbours(cands, cap))
+                lock(nb)
+                let c = buf.withUnsafeMutableBufferPointer { neighboursUnlocked(nb, lc, into: $0.baseAddress!) }
+                var list = Array(buf[0..<c])
+                if !list.contains(node) {
+                    if list.count < cap { list.append(node); setNeighbours(nb, lc, list) }
+                    else {
+                        let pn = matrix.row(Int(nb))
+                        var cands = list.map { (1 - dotProduct(matrix.row(Int($0)), pn, matrix.dimension), $0) }
+                        cands.append((1 - dotProduct(q, pn, matrix.dimension), node))
+                        cands.sort { $0.0 < $1.0 }
+                        setNeighbours(nb, lc, selectNeighbours(cands, cap))
+                    }
+                }
+                unlock(nb)
             }
             entries = found
         }
-        if level > maxLevel { maxLevel = level; entry = node }
+        if holdsGlobal {
+            if level > maxLevel { maxLevel = level; entry = node }
+            pthread_mutex_unlock(&globalLock)
+        }
     }
 
-    /// Inserts every row not yet in the graph.
-    public func build(progress: ((Int, Int) -> Void)? = nil) {
-        let n = matrix.count
-        while inserted < n {
-            insertNext()
-            if inserted % 5000 == 0 { progress?(inserted, n) }
+    /// Inserts every row not yet in the graph, on `threads` threads.
+    public func build(threads: Int = 1, progress: ((Int, Int) -> Void)? = nil) {
+        let start = inserted
+        guard start < n else { return }
+        let done = Atomic<Int>(start)
+        let progressLock = NSLock()
+        let step = max(1000, n / 100)
+        let body: (Int) -> Void = { i in
+            let s = self.scratch()
+            self.insert(Int32(start + i), s)
+            self.release(s)
+            let d = done.add(1, ordering: .relaxed).newValue
+            if d % step == 0, let progress { progressLock.lock(); progress(d, self.n); progressLock.unlock() }
         }
+        if threads <= 1 || n - start < 256 {
+            for i in 0..<(n - start) { body(i) }
+        } else {
+            // The first rows go in one by one, so that the graph has a shape before threads share it.
+            let serial = min(n - start, 256)
+            for i in 0..<serial { body(i) }
+            ThreadPool(threads: threads).dispatch(n - start - serial) { body($0 + serial) }
+        }
+        insertedCount.store(n, ordering: .releasing)
     }
 
     public func search(_ query: [Float], k: Int, allowed: ((Int) -> Bool)?) -> [(row: Int, score: Float)] {
         guard entry >= 0, k > 0 else { return [] }
+        let s = scratch()
+        defer { release(s) }
         return query.withUnsafeBufferPointer { qb -> [(row: Int, score: Float)] in
             let q = qb.baseAddress!
             var ep = entry
             var epDist = dist(ep, q)
-            for lc in stride(from: maxLevel, to: 0, by: -1) {
-                var changed = true
-                while changed {
-                    changed = false
-                    for nb in neighbours(ep, lc) {
-                        let d = dist(nb, q)
-                        if d < epDist { epDist = d; ep = nb; changed = true }
-                    }
-                }
-            }
+            for lc in stride(from: maxLevel, to: 0, by: -1) { greedy(q, &ep, &epDist, level: lc, s) }
+            let total = inserted
             var ef = max(efSearch, k)
             while true {
-                let found = Self.ascending(searchLayer(q, entries: [(epDist, ep)], ef: ef, level: 0))
+                let found = searchLayer(q, entries: [(epDist, ep)], ef: ef, level: 0, s)
                 let kept = allowed == nil ? found : found.filter { allowed!(Int($0.1)) }
-                if kept.count >= k || ef >= inserted { return kept.prefix(k).map { (Int($0.1), 1 - $0.0) } }
-                ef = min(inserted, ef * 4)
+                if kept.count >= k || ef >= total { return kept.prefix(k).map { (Int($0.1), 1 - $0.0) } }
+                ef = min(total, ef * 4)
             }
         }
     }
@@ -244,12 +338,17 @@ public final class HNSWIndex: VectorSearcher, @unchecked Sendable {
         func put<T>(_ v: T) { withUnsafeBytes(of: v) { out.append(contentsOf: $0) } }
         put(Self.magic); put(Int64(generation)); put(Int64(matrix.dimension)); put(Int64(M)); put(Int64(efConstruction))
         put(Int64(inserted)); put(Int64(entry)); put(Int64(maxLevel))
-        matrix.ids[0..<inserted].withUnsafeBytes { out.append(contentsOf: $0) }
-        levels[0..<inserted].withUnsafeBytes { out.append(contentsOf: $0) }
-        count0[0..<inserted].withUnsafeBytes { out.append(contentsOf: $0) }
-        links0[0..<(inserted * M0)].withUnsafeBytes { out.append(contentsOf: $0) }
-        for i in 0..<inserted where levels[i] > 0 {
-            for l in upper[i] { put(Int32(l.count)); l.withUnsafeBytes { out.append(contentsOf: $0) } }
+        let count = inserted
+        matrix.ids[0..<count].withUnsafeBytes { out.append(contentsOf: $0) }
+        out.append(UnsafeBufferPointer(start: levels, count: count))
+        out.append(UnsafeBufferPointer(start: count0, count: count))
+        out.append(UnsafeBufferPointer(start: links0, count: count * M0))
+        for i in 0..<count where levels[i] > 0 {
+            let p = upper[i]!
+            for l in 0..<Int(levels[i]) {
+                let b = p + l * (1 + M)
+                out.append(UnsafeBufferPointer(start: b, count: 1 + Int(b[0])))
+            }
         }
         let tmp = url.appendingPathExtension("tmp")
         try out.write(to: tmp)
@@ -275,7 +374,7 @@ public final class HNSWIndex: VectorSearcher, @unchecked Sendable {
             guard off + n * (8 + 2) + n * idx.M0 * 4 <= raw.count else { return nil }
             for i in 0..<n { if raw.loadUnaligned(fromByteOffset: off + i * 8, as: Int64.self) != matrix.ids[i] { return nil } }
             off += n * 8
-            for i in 0..<n { idx.levels[i] = raw[off + i] }; off += n
+            for i in 0..<n { idx.setLevel(i, Int(raw[off + i])) }; off += n
             for i in 0..<n { idx.count0[i] = raw[off + i]; if Int(raw[off + i]) > idx.M0 { return nil } }; off += n
             for i in 0..<(n * idx.M0) {
                 let v = raw.loadUnaligned(fromByteOffset: off + i * 4, as: Int32.self)
@@ -284,18 +383,18 @@ public final class HNSWIndex: VectorSearcher, @unchecked Sendable {
             }
             off += n * idx.M0 * 4
             for i in 0..<n where idx.levels[i] > 0 {
-                var lists: [[Int32]] = []
-                for _ in 0..<Int(idx.levels[i]) {
-                    guard let c = get(Int32.self), c >= 0, c <= idx.M, off + Int(c) * 4 <= raw.count else { return nil }
-                    lists.append((0..<Int(c)).map { raw.loadUnaligned(fromByteOffset: off + $0 * 4, as: Int32.self) })
+                for l in 0..<Int(idx.levels[i]) {
+                    guard let c = get(Int32.self), c >= 0, Int(c) <= idx.M, off + Int(c) * 4 <= raw.count else { return nil }
+                    let list = (0..<Int(c)).map { raw.loadUnaligned(fromByteOffset: off + $0 * 4, as: Int32.self) }
+                    guard list.allSatisfy({ $0 >= 0 && Int($0) < n }) else { return nil }
+                    idx.setNeighbours(Int32(i), l + 1, list)
                     off += Int(c) * 4
                 }
-                idx.upper[i] = lists
             }
-            idx.entry = Int32(entry); idx.maxLevel = Int(maxLevel); idx.inserted = n
+            idx.entry = Int32(entry); idx.maxLevel = Int(maxLevel); idx.insertedCount.store(n, ordering: .releasing)
             guard n == 0 || (entry >= 0 && Int(entry) < n) else { return nil }
             let added = matrix.count - n
-            idx.build()
+            idx.build(threads: ThreadPool.availableCores)
             return (idx, Int(gen), added)
         }.map { ($0.0, generation: $0.1, added: $0.2) }
     }

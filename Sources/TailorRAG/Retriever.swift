@@ -124,7 +124,7 @@ public final class Retriever {
                 searcher = h
             } else {
                 let h = HNSWIndex(m)
-                h.build(progress: indexProgress)
+                h.build(threads: threads, progress: indexProgress)
                 h.efSearch = efSearch
                 try? h.write(to: hnswURL, generation: gen)
                 searcher = h

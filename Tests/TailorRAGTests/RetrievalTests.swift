@@ -138,7 +138,7 @@ import TailorTestSupport
         let data = Array(all[0..<(n * d)])
         let m = VectorMatrix(ids: (0..<n).map { Int64($0 + 1) }, data: data, dimension: d)
         let h = HNSWIndex(m, M: 16, efConstruction: 100)
-        h.build()
+        h.build(threads: 2)
         let exact = ExactSearch(m, threads: 2)
         let queries = (0..<200).map { i in VectorMatrix.normalized(Array(all[((n + i) * d)..<((n + i + 1) * d)])) }
         func recall(_ idx: VectorSearcher) -> Double {

@@ -1,0 +1,169 @@
+// `tailor bench search`: ingest throughput, query latency (exact, HNSW, keyword) and HNSW
+// recall@10 against exact search, at several collection sizes. The base vectors are real: a set
+// of texts ingested through the whole pipeline (load, chunk, embed, store). Larger sizes repeat
+// them with small Gaussian perturbations (re-normalized), so that every size has the same
+// near-duplicate structure real collections have; their texts repeat too, for the keyword index.
+import Foundation
+import TailorKernels
+import TailorModels
+
+public struct SearchBenchResult: Codable, Sendable {
+    public var chunks: Int
+    /// Chunks/s writing precomputed chunks and embeddings into the store (SQLite + FTS5).
+    public var storeChunksPerSecond: Double
+    public var loadVectorsSeconds: Double
+    public var exactP50ms: Double
+    public var exactP95ms: Double
+    public var keywordP50ms: Double
+    public var keywordP95ms: Double
+    public var hnswBuildSeconds: Double
+    public var hnswP50ms: Double
+    public var hnswP95ms: Double
+    public var hnswRecallAt10: Double
+    public var efSearch: Int
+    public var storeBytes: Int64
+}
+
+public enum SearchBenchmark {
+    public static func percentile(_ xs: [Double], _ p: Double) -> Double {
+        let s = xs.sorted()
+        guard !s.isEmpty else { return 0 }
+        return s[min(s.count - 1, Int((Double(s.count - 1) * p).rounded()))]
+    }
+
+    /// Deterministic standard normal numbers (SplitMix64 + Box–Muller).
+    struct Gaussian {
+        var state: UInt64
+        mutating func uniform() -> Double {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return (Double((z ^ (z >> 31)) >> 11) + 0.5) / Double(1 << 53)
+        }
+        mutating func next() -> Float { Float((-2 * log(uniform())).squareRoot() * cos(2 * .pi * uniform())) }
+    }
+
+    /// Row i of a collection of `n` built from `base` (T rows): row i % T, perturbed unless i < T.
+    public static func vector(_ i: Int, base: VectorMatrix, sigma: Float = 0.02) -> [Float] {
+        let T = base.count, d = base.dimension
+        let src = base.row(i % T)
+        var v = (0..<d).map { src[$0] }
+        if i >= T {
+            var g = Gaussian(state: UInt64(i) &* 0x2545_F491_4F6C_DD1D)
+            for j in 0..<d { v[j] += sigma * g.next() }
+        }
+        return VectorMatrix.normalized(v)
+    }
+
+    /// Builds a collection of `n` chunks in `directory` and measures it.
+    public static func run(n: Int, baseTexts: [String], base: VectorMatrix, queries: [[Float]], queryTexts: [String],
+                           embedderName: String, directory: URL, efSearch: Int, threads: Int,
+                           export: URL? = nil, progress: @escaping (String) -> Void) throws -> SearchBenchResult {
+        try? FileManager.default.removeItem(at: directory)
+        let store = try Store(directory: directory, create: true)
+        try store.bind(embedderName: embedderName, dimension: base.dimension)
+        // Store throughput.
+        let t0 = Date()
+        var i = 0
+        let perTx = 2000
+        while i < n {
+            var batch: [Store.Prepared] = []
+            for j in i..<min(n, i + perTx) {
+                let text = baseTexts[j % baseTexts.count]
+                let doc = Document(path: "/bench/doc-\(j / 100).txt", key: "/bench/doc-\(j / 100).txt#\(j)", type: .text, blocks: [Block(.paragraph, text)])
+                let chunk = Chunk(ordinal: 0, text: doc.text, start: 0, end: doc.text.unicodeScalars.count, headingPath: [], tokens: 0)
+                batch.append(Store.Prepared(document: doc, chunks: [chunk], vectors: [vector(j, base: base)]))
+            }
+            try store.write(batch)
+            i += perTx
+            let rate = Double(i) / Date().timeIntervalSince(t0)
+            progress(String(format: "%d chunks: storing %d/%d (%.0f chunks/s)", n, min(i, n), n, rate))
+        }
+        let storeRate = Double(n) / Date().timeIntervalSince(t0)
+        // Load the vectors as a search would.
+        let t1 = Date()
+        let (ids, data, dim) = try store.vectors()
+        let m = VectorMatrix(ids: ids, data: data, dimension: dim)
+        let loadSeconds = Date().timeIntervalSince(t1)
+        // Exact.
+        let exact = ExactSearch(m, threads: threads)
+        var exactTimes: [Double] = [], truth: [[Int]] = []
+        for q in queries {
+            let s = Date()
+            let r = exact.search(q, k: 10, allowed: nil)
+            exactTimes.append(Date().timeIntervalSince(s) * 1000)
+            truth.append(r.map(\.row))
+        }
+        // Keyword.
+        var kwTimes: [Double] = []
+        for q in queryTexts {
+            let s = Date()
+            _ = try store.keywordSearch(Retriever.ftsQuery(q), limit: 10)
+            kwTimes.append(Date().timeIntervalSince(s) * 1000)
+        }
+        // HNSW.
+        let t2 = Date()
+        let h = HNSWIndex(m)
+        h.build(threads: threads) { d, total in progress(String(format: "%d chunks: HNSW %d/%d (%.0f s)", n, d, total, Date().timeIntervalSince(t2))) }
+        let buildSeconds = Date().timeIntervalSince(t2)
+        h.efSearch = efSearch
+        var hTimes: [Double] = []
+        var hit = 0
+        for (qi, q) in queries.enumerated() {
+            let s = Date()
+            let r = h.search(q, k: 10, allowed: nil)
+            hTimes.append(Date().timeIntervalSince(s) * 1000)
+            let t = Set(truth[qi])
+            hit += r.filter { t.contains($0.row) }.count
+        }
+        if let export {
+            progress("\(n) chunks: exporting vectors for the peer benchmark")
+            try NPYFile.write(rows: m.count, dimension: m.dimension, to: export.appendingPathComponent("vectors-\(n).npy")) { r in
+                UnsafeBufferPointer(start: m.row(r), count: m.dimension)
+            }
+            try NPYFile.writeInt32(truth, to: export.appendingPathComponent("truth-\(n).npy"))
+        }
+        let bytes = (try? FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: [.fileSizeKey]))?
+            .reduce(Int64(0)) { $0 + Int64((try? $1.resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0) } ?? 0
+        return SearchBenchResult(
+            chunks: n, storeChunksPerSecond: storeRate, loadVectorsSeconds: loadSeconds,
+            exactP50ms: percentile(exactTimes, 0.5), exactP95ms: percentile(exactTimes, 0.95),
+            keywordP50ms: percentile(kwTimes, 0.5), keywordP95ms: percentile(kwTimes, 0.95),
+            hnswBuildSeconds: buildSeconds, hnswP50ms: percentile(hTimes, 0.5), hnswP95ms: percentile(hTimes, 0.95),
+            hnswRecallAt10: Double(hit) / Double(queries.count * 10), efSearch: efSearch, storeBytes: bytes)
+    }
+}
+
+/// NumPy .npy files (version 1.0, little-endian), for handing vectors to peer benchmarks.
+public enum NPYFile {
+    static func header(_ descr: String, _ shape: String) -> Data {
+        var h = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shape), }"
+        while (10 + h.utf8.count + 1) % 64 != 0 { h += " " }
+        h += "\n"
+        var d = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
+        withUnsafeBytes(of: UInt16(h.utf8.count).littleEndian) { d.append(contentsOf: $0) }
+        d.append(contentsOf: Array(h.utf8))
+        return d
+    }
+
+    public static func write(rows: Int, dimension: Int, to url: URL, row: (Int) -> UnsafeBufferPointer<Float>) throws {
+        FileManager.default.createFile(atPath: url.path, contents: header("<f4", "(\(rows), \(dimension))"))
+        let fh = try FileHandle(forWritingTo: url)
+        defer { try? fh.close() }
+        try fh.seekToEnd()
+        var buf = Data()
+        for r in 0..<rows {
+            buf.append(row(r))
+            if buf.count > 1 << 24 { try fh.write(contentsOf: buf); buf.removeAll(keepingCapacity: true) }
+        }
+        try fh.write(contentsOf: buf)
+    }
+
+    public static func writeInt32(_ rows: [[Int]], to url: URL) throws {
+        let d = rows.first?.count ?? 0
+        var data = header("<i4", "(\(rows.count), \(d))")
+        for r in rows { for x in r { withUnsafeBytes(of: Int32(x).littleEndian) { data.append(contentsOf: $0) } } }
+        try data.write(to: url)
+    }
+}
