@@ -1,8 +1,8 @@
 // `tailor bench search`: ingest throughput, query latency (exact, HNSW, keyword) and HNSW
 // recall@10 against exact search, at several collection sizes. The base vectors are real: a set
 // of texts ingested through the whole pipeline (load, chunk, embed, store). Larger sizes repeat
-// them with small Gaussian perturbations (re-normalized), so that every size has the same
-// near-duplicate structure real collections have; their texts repeat too, for the keyword index.
+// new points between pairs of them (plus a little noise), so that every size has the structure
+// of real embeddings without exact duplicates; their texts repeat, for the keyword index.
 import Foundation
 import TailorKernels
 import TailorModels
@@ -44,15 +44,18 @@ public enum SearchBenchmark {
         mutating func next() -> Float { Float((-2 * log(uniform())).squareRoot() * cos(2 * .pi * uniform())) }
     }
 
-    /// Row i of a collection of `n` built from `base` (T rows): row i % T, perturbed unless i < T.
-    public static func vector(_ i: Int, base: VectorMatrix, sigma: Float = 0.02) -> [Float] {
+    /// Row i of a collection built from `base` (T real rows): row i itself for i < T; beyond,
+    /// a new point between two real rows (weights 0.5–0.9 and the rest) plus a little noise,
+    /// re-normalized — distinct points on the same manifold as the real embeddings.
+    public static func vector(_ i: Int, base: VectorMatrix, sigma: Float = 0.01) -> [Float] {
         let T = base.count, d = base.dimension
-        let src = base.row(i % T)
-        var v = (0..<d).map { src[$0] }
-        if i >= T {
-            var g = Gaussian(state: UInt64(i) &* 0x2545_F491_4F6C_DD1D)
-            for j in 0..<d { v[j] += sigma * g.next() }
-        }
+        let a = base.row(i % T)
+        guard i >= T else { return VectorMatrix.normalized((0..<d).map { a[$0] }) }
+        var g = Gaussian(state: UInt64(i) &* 0x2545_F491_4F6C_DD1D)
+        let b = base.row(Int(g.uniform() * Double(T)) % T)
+        let w = Float(0.5 + 0.4 * g.uniform())
+        var v = (0..<d).map { w * a[$0] + (1 - w) * b[$0] }
+        for j in 0..<d { v[j] += sigma * g.next() }
         return VectorMatrix.normalized(v)
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TailorModels
+import TailorRAG
 
 struct Chat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,8 +19,17 @@ struct Chat: AsyncParsableCommand {
     @Option(name: [.short, .customLong("n-predict")], help: "Tokens per answer at most.")
     var n: Int = 512
 
+    @Option(name: [.customShort("c"), .long], help: "Answer from this collection: retrieval on every turn, with cited sources.")
+    var collection: String?
+    @Option(name: .customLong("rag-k"), help: "With -c: most passages per answer.") var ragK: Int = 5
+    @Option(help: "With -c: embedding model (default: the collection's).") var embedder: String?
+    @Option(help: "With -c: default, none, or a cross-encoder folder.") var reranker: String = "default"
+    @Option(name: .customLong("min-similarity"), help: "With -c: below this similarity the documents do not cover a question.")
+    var minSimilarity: Double = 0.25
+
     func run() async throws {
         let lm = try loadModel(modelOptions)
+        if collection != nil { try runGrounded(lm); return }
         let ctx = modelOptions.ctx ?? min(lm.model.contextLength, 4096)
         let cache = lm.model.makeCache(maxTokens: ctx)
         let gen = lm.generator()
@@ -50,6 +60,37 @@ struct Chat: AsyncParsableCommand {
             let text = line.trimmingCharacters(in: .whitespaces)
             if text.isEmpty { continue }
             _ = try answer(text)
+        }
+    }
+
+    /// Chat over a collection: each turn is made standalone, answered from retrieved passages,
+    /// and its sources listed.
+    func runGrounded(_ lm: LanguageModel) throws {
+        var g = GroundingConfig()
+        g.collection = collection; g.k = ragK; g.candidates = max(20, ragK); g.embedder = embedder
+        g.reranker = reranker; g.minSimilarity = minSimilarity
+        let engine = try g.makeEngine(model: lm, threads: modelOptions.threads, ctx: modelOptions.ctx)
+        engine.answerTokens = min(n, engine.contextTokens / 2)
+        engine.sampling = sampling.parameters
+        if let system { engine.prompt.system = system + "\n" + engine.prompt.system }
+        var history: [ChatMessage] = []
+        func turn(_ text: String) throws {
+            let query = history.isEmpty ? text : try runReportingErrors { try engine.standaloneQuestion(text, history: history) }
+            if query != text && isatty(STDERR_FILENO) != 0 { note("(searching for: \(query))") }
+            let a = try runReportingErrors { try engine.ask(text, history: history, query: query) { emit($0); return true } }
+            emit("\n")
+            printSources(a)
+            history += [.user(text), .assistant(a.text)]
+        }
+        if let once { try turn(once); return }
+        let interactive = isatty(STDIN_FILENO) != 0
+        if interactive { note("Chatting with \(lm.name) over collection '\(engine.retriever.store.name)'. Ctrl-D to quit.") }
+        while true {
+            if interactive { emit("> ") }
+            guard let line = readLine(strippingNewline: true) else { if interactive { emit("\n") }; break }
+            let text = line.trimmingCharacters(in: .whitespaces)
+            if text.isEmpty { continue }
+            try turn(text)
         }
     }
 

@@ -109,6 +109,44 @@ import Testing
         #expect((hits.first?["text"] as? String)?.contains("Unique marker 42-3.") == true)
     }
 
+    @Test func watchFollowsAFolder() throws {
+        let dir = try temp()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let docs = dir.appendingPathComponent("docs")
+        try FileManager.default.createDirectory(at: docs, withIntermediateDirectories: true)
+        try "# Start\n\nThe first note is about saddles.\n".write(to: docs.appendingPathComponent("a.md"), atomically: true, encoding: .utf8)
+        let col = dir.appendingPathComponent("col").path
+        let p = Process()
+        p.executableURL = CLITests.binary
+        p.arguments = ["ingest", docs.path, "-c", col, "--watch", "--interval", "0.3"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        func documents() -> Int {
+            guard let st = try? cli.tailor(["collections", "stats", col, "--json"]), st.status == 0,
+                  let o = try? json(st.out) as? [String: Any] else { return -1 }
+            return o["documents"] as? Int ?? -1
+        }
+        func waitFor(_ n: Int) -> Bool {
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline { if documents() == n { return true }; Thread.sleep(forTimeInterval: 0.2) }
+            return false
+        }
+        #expect(waitFor(1))
+        try "A second note about handlebars.\n".write(to: docs.appendingPathComponent("b.txt"), atomically: true, encoding: .utf8)
+        #expect(waitFor(2), "a new file is picked up")
+        try FileManager.default.removeItem(at: docs.appendingPathComponent("a.md"))
+        #expect(waitFor(1), "a deleted file is dropped")
+        let s = try cli.tailor(["search", "handlebars", "-c", col, "--mode", "keyword", "--json"])
+        #expect(s.out.contains("b.txt"))
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "Ctrl-C ends --watch cleanly")
+        let printed = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(printed.contains("1 new") && printed.contains("1 removed"), "\(printed)")
+    }
+
     @Test func reindexReembedsAndRecordsTheModel() throws {
         let dir = try temp()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -159,5 +197,36 @@ import Testing
         let bad = try cli.tailor(["eval", "retrieval", "--corpus", "/nonexistent.jsonl", "--queries", dir.appendingPathComponent("queries.jsonl").path,
                                   "--qrels", dir.appendingPathComponent("qrels.tsv").path])
         #expect(bad.status != 0 && bad.err.contains("/nonexistent.jsonl"))
+    }
+}
+
+/// `tailor ask` and `tailor chat -c` on the fixture corpus with the real models.
+@Suite(.serialized) struct AskCLITests {
+    let cli = CLITests()
+
+    @Test func askCitesAndAgreesWithJSON() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tailor-ask-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let col = dir.appendingPathComponent("col").path
+        #expect(try cli.tailor(["ingest", KnowledgeCLITests.fixtures.path, "-c", col]).status == 0)
+        let q = "How many charge cycles are the batteries covered for?"
+        let text = try cli.tailor(["ask", q, "-c", col])
+        #expect(text.status == 0, "\(text.err)")
+        #expect(text.out.contains("800"))
+        #expect(text.out.contains("Sources:") && text.out.contains("warranty.pdf — page"), "\(text.out)")
+        let js = try cli.tailor(["ask", q, "-c", col, "--json"])
+        let a = try #require(try JSONSerialization.jsonObject(with: Data(js.out.utf8)) as? [String: Any])
+        #expect(text.out.hasPrefix(try #require(a["text"] as? String)), "CLI text and JSON agree")
+        let sources = try #require(a["sources"] as? [[String: Any]])
+        #expect(sources.contains { (($0["cited"] as? Bool) == true || ($0["supported"] as? Bool) == true) && ($0["text"] as? String)?.contains("800 charge cycles") == true })
+        let timings = try #require(a["timings"] as? [String: Any])
+        #expect((timings["promptTokens"] as? Int ?? 0) > 0 && (timings["retrievalMs"] as? Double ?? -1) >= 0)
+        let out = try cli.tailor(["ask", "Who won the football world cup in 1998?", "-c", col])
+        #expect(out.status == 0 && out.out.contains("The documents do not cover this."))
+        let chat = try cli.tailor(["chat", "-c", col, "--temp", "0", "-n", "60"],
+                                  stdin: "How often are hydraulic brakes bled?\nWhich fluid is used for it?\n")
+        #expect(chat.status == 0, "\(chat.err)")
+        #expect(chat.out.contains("Sources:"))
+        #expect(chat.out.lowercased().contains("mineral oil"), "\(chat.out)")
     }
 }
