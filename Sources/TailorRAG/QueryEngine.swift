@@ -62,6 +62,40 @@ func contentWords(_ s: String) -> Set<String> {
 let questionWords: Set<String> = ["what", "which", "who", "whom", "whose", "when", "where", "why", "how", "do", "does", "did",
                                   "can", "could", "should", "would", "i", "me", "my", "we", "our", "you", "your", "about", "much", "many"]
 
+/// Holds streamed text back until a sentence or line is complete, and stops the stream when a
+/// sentence or line repeats one already given.
+struct RepetitionGuard {
+    private(set) var accepted = ""
+    private var pending = ""
+    private var seen: Set<String> = []
+
+    /// Text that is safe to show now, and whether to stop (a repeat was found).
+    mutating func push(_ piece: String) -> (text: String, stop: Bool) {
+        pending += piece
+        var out = ""
+        while let end = pending.firstIndex(where: { ".!?\n".contains($0) }) {
+            let unit = String(pending[...end])
+            let key = unit.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+            if key.count > 8 {
+                if seen.contains(key) { pending = ""; accepted += out; return (out, true) }
+                seen.insert(key)
+            }
+            out += unit
+            pending = String(pending[pending.index(after: end)...])
+        }
+        accepted += out
+        return (out, false)
+    }
+
+    /// What is left at the end of the stream.
+    mutating func flush() -> String? {
+        defer { pending = "" }
+        guard !pending.isEmpty else { return nil }
+        accepted += pending
+        return pending
+    }
+}
+
 /// A passage given to the model, as the answer lists it.
 public struct Citation: Sendable, Codable {
     public var number: Int
@@ -220,11 +254,17 @@ public final class QueryEngine {
         let gen = model.generator()
         let cache = model.model.makeCache(maxTokens: contextTokens)
         var firstToken: Date? = nil
+        var guardLoop = RepetitionGuard()
         let result = try gen.generate(prompt: ids, maxTokens: answerTokens, sampling: sampling, cache: cache) { piece in
             if firstToken == nil { firstToken = Date() }
-            return onText(piece)
+            // A small model can loop on a sentence: stop before it says it a second time.
+            let (safe, stop) = guardLoop.push(piece)
+            if !safe.isEmpty && !onText(safe) { return false }
+            return !stop
         }
-        let text = result.text.trimmingCharacters(in: .whitespacesAndNewlines)
+        var text = result.finishReason == .cancelled ? guardLoop.accepted : result.text
+        if result.finishReason != .cancelled, let rest = guardLoop.flush() { _ = onText(rest) }
+        text = text.trimmingCharacters(in: .whitespacesAndNewlines)
         let numbers = Self.citations(in: text)
         var sources: [Citation] = []
         for (i, (sc, sim)) in chosen.enumerated() {

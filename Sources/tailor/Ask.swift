@@ -71,6 +71,8 @@ struct Ask: AsyncParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @Option(name: [.short, .customLong("n-predict")], help: "Most tokens in the answer.") var n: Int = 384
     @Option(name: .customLong("temp"), help: "Temperature (0: greedy, reproducible).") var temperature: Float = 0
+    @Option(name: .customLong("repeat-penalty"), help: "Penalty for repeating recent tokens (1: none).") var repeatPenalty: Float = 1.0
+    @Option(help: "Instructions for the model (default: answer only from the numbered sources, citing them).") var system: String?
     @Flag(help: "Print the answer, sources and timings as JSON.") var json = false
 
     func run() async throws {
@@ -78,6 +80,8 @@ struct Ask: AsyncParsableCommand {
         let engine = try grounding.config.makeEngine(model: lm, threads: modelOptions.threads, ctx: modelOptions.ctx)
         engine.answerTokens = n
         engine.sampling.temperature = temperature
+        engine.sampling.repetitionPenalty = repeatPenalty
+        if let system { engine.prompt.system = system }
         let answer = try runReportingErrors {
             try engine.ask(question) { piece in if !json { emit(piece) }; return true }
         }
