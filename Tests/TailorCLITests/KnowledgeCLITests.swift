@@ -226,7 +226,11 @@ import Testing
         let chat = try cli.tailor(["chat", "-c", col, "--temp", "0", "-n", "60"],
                                   stdin: "How often are hydraulic brakes bled?\nWhich fluid is used for it?\n")
         #expect(chat.status == 0, "\(chat.err)")
-        #expect(chat.out.contains("Sources:"))
-        #expect(chat.out.lowercased().contains("mineral oil"), "\(chat.out)")
+        // Two turns, each answered and followed by its passages; the follow-up ("it") still
+        // retrieves the brake passage. (What SmolLM2-135M makes of it is another matter.)
+        let lists = chat.out.components(separatedBy: "\n").filter { $0.hasPrefix("Sources:") || $0.contains("passages it was given") }
+        #expect(lists.count == 2, "\(chat.out)")
+        let second = chat.out.components(separatedBy: lists[0]).last ?? ""
+        #expect(second.contains("mineral oil"), "\(chat.out)")
     }
 }
