@@ -39,7 +39,7 @@ public enum Collections {
         let u = try url(spec)
         guard exists(u) else { throw RAGError.collectionNotFound(spec, known: names()) }
         // Only the files a collection consists of, then the folder if it is empty.
-        for f in [Store.fileName, Store.fileName + "-wal", Store.fileName + "-shm", "vectors.hnsw"] {
+        for f in [Store.fileName, Store.fileName + "-wal", Store.fileName + "-shm", "vectors.hnsw", "vectors.f32"] {
             try? FileManager.default.removeItem(at: u.appendingPathComponent(f))
         }
         if (try? FileManager.default.contentsOfDirectory(atPath: u.path))?.isEmpty == true {

@@ -89,6 +89,8 @@ public final class Retriever {
     /// Collections with at least this many chunks use HNSW under `.auto`.
     public var hnswThreshold = 50_000
     public var efSearch = 64
+    /// Collections with at least this many chunks keep a mapped vector file (vectors.f32).
+    public var vectorCacheThreshold = 20_000
     public var threads = ThreadPool.availableCores
     /// Called while an HNSW graph is built (rows done, rows in all).
     public var indexProgress: ((Int, Int) -> Void)? = nil
@@ -107,13 +109,21 @@ public final class Retriever {
     }
 
     public var hnswURL: URL { store.directory.appendingPathComponent("vectors.hnsw") }
+    public var vectorsURL: URL { store.directory.appendingPathComponent("vectors.f32") }
 
     /// Loads (or refreshes after the collection changed) the vectors and the search structure.
     public func prepareIndex() throws {
         let gen = try store.generation()
         if gen == loadedGeneration, searcher != nil { return }
-        let (ids, data, dim) = try store.vectors()
-        let m = VectorMatrix(ids: ids, data: data, dimension: dim)
+        let m: VectorMatrix
+        if let cached = VectorMatrix.cached(at: vectorsURL, generation: gen) { m = cached }
+        else {
+            let (ids, data, dim) = try store.vectors()
+            m = VectorMatrix(ids: ids, data: data, dimension: dim)
+            // Large collections keep a mapped copy of their vectors: the next search opens it at once.
+            if ids.count >= vectorCacheThreshold { try? m.writeCache(to: vectorsURL, generation: gen) }
+        }
+        let ids = m.ids
         matrix = m
         rowOfID = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($0.element, $0.offset) })
         let useHNSW = index == .hnsw || (index == .auto && ids.count >= hnswThreshold)

@@ -1,6 +1,7 @@
 // Nearest neighbours by cosine similarity: an exact scan (SIMD dot products over all rows,
 // split across threads) and an HNSW graph (Malkov & Yashunin 2016) for large collections.
 import Foundation
+import TailorFormats
 import TailorKernels
 
 /// Inner product of two float vectors (AVX2 through Swift SIMD when built with -march=native).
@@ -33,9 +34,13 @@ public final class VectorMatrix: @unchecked Sendable {
     public let base: UnsafeMutablePointer<Float>
     public var count: Int { ids.count }
 
+    /// Keeps a mapped file alive when the rows live in it.
+    private let mapping: MappedFile?
+
     public init(ids: [Int64], data: [Float], dimension: Int) {
         precondition(data.count == ids.count * dimension)
         self.ids = ids; self.dimension = dimension
+        mapping = nil
         base = .allocate(capacity: max(1, data.count))
         data.withUnsafeBufferPointer { base.initialize(from: $0.baseAddress!, count: data.count) }
         for r in 0..<ids.count {
@@ -45,7 +50,51 @@ public final class VectorMatrix: @unchecked Sendable {
         }
     }
 
-    deinit { base.deallocate() }
+    deinit { if mapping == nil { base.deallocate() } }
+
+    // A cache file: "TLRVEC01", generation, count, dimension (Int64 each), ids, then rows (fp32),
+    // already normalized. Mapped, not read: a million rows open at once.
+    static let cacheMagic: UInt64 = 0x3130_4345_5652_4C54
+
+    private init(ids: [Int64], dimension: Int, mapping: MappedFile, offset: Int) {
+        self.ids = ids; self.dimension = dimension; self.mapping = mapping
+        base = UnsafeMutablePointer(mutating: (mapping.bytes + offset).assumingMemoryBound(to: Float.self))
+    }
+
+    /// The rows cached at `url` when they were written at `generation`; nil otherwise.
+    public static func cached(at url: URL, generation: Int) -> VectorMatrix? {
+        guard let m = try? MappedFile(path: url.path), m.size >= 32 else { return nil }
+        let h = m.bytes
+        guard h.loadUnaligned(as: UInt64.self) == cacheMagic,
+              h.loadUnaligned(fromByteOffset: 8, as: Int64.self) == Int64(generation) else { return nil }
+        let n = Int(h.loadUnaligned(fromByteOffset: 16, as: Int64.self)), d = Int(h.loadUnaligned(fromByteOffset: 24, as: Int64.self))
+        guard n >= 0, d > 0, m.size == 32 + n * 8 + n * d * 4 else { return nil }
+        let ids = (0..<n).map { h.loadUnaligned(fromByteOffset: 32 + $0 * 8, as: Int64.self) }
+        return VectorMatrix(ids: ids, dimension: d, mapping: m, offset: 32 + n * 8)
+    }
+
+    /// Writes the rows for `cached(at:generation:)` (atomically).
+    public func writeCache(to url: URL, generation: Int) throws {
+        let tmp = url.appendingPathExtension("tmp")
+        var head = Data()
+        for v in [Int64(bitPattern: Self.cacheMagic), Int64(generation), Int64(count), Int64(dimension)] {
+            withUnsafeBytes(of: v.littleEndian) { head.append(contentsOf: $0) }
+        }
+        ids.withUnsafeBytes { head.append(contentsOf: $0) }
+        FileManager.default.createFile(atPath: tmp.path, contents: head)
+        let fh = try FileHandle(forWritingTo: tmp)
+        try fh.seekToEnd()
+        let rowsPerWrite = max(1, (1 << 24) / max(1, dimension * 4))
+        var r = 0
+        while r < count {
+            let m = min(rowsPerWrite, count - r)
+            try fh.write(contentsOf: Data(bytes: base + r * dimension, count: m * dimension * 4))
+            r += m
+        }
+        try fh.close()
+        _ = try? FileManager.default.removeItem(at: url)
+        try FileManager.default.moveItem(at: tmp, to: url)
+    }
 
     public static func normalized(_ v: [Float]) -> [Float] {
         let n = v.reduce(0) { $0 + $1 * $1 }.squareRoot()

@@ -340,6 +340,7 @@ struct Reindex: AsyncParsableCommand {
         line.finish()
         try runReportingErrors { try store.commitReembedding(embedderName: embedder.name, dimension: embedder.dimension) }
         try? FileManager.default.removeItem(at: store.directory.appendingPathComponent("vectors.hnsw"))
+        try? FileManager.default.removeItem(at: store.directory.appendingPathComponent("vectors.f32"))
         print("Re-embedded \(total) chunks of '\(store.name)' with \(embedder.name) (\(embedder.dimension) dims).")
     }
 }

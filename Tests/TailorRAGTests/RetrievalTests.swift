@@ -177,6 +177,29 @@ import TailorTestSupport
         #expect(HNSWIndex.load(from: file, matrix: m) == nil)
     }
 
+    @Test func vectorCacheIsUsedAndRefreshed() throws {
+        let ws = try Workspace()
+        let e = try SharedEmbedder.get()
+        let store = try Store(directory: ws.collection, create: true)
+        let ing = try Ingestor(store: store, embedder: e, chunker: Chunker(maxTokens: 64, overlap: 16, countTokens: e.countTokens))
+        _ = try ing.ingest([ws.path("handbook.md")])
+        let r = try Retriever(store: store, embedder: e)
+        r.mode = .vector; r.vectorCacheThreshold = 0
+        let first = try r.retrieve("brake fluid", k: 3).map(\.chunk.id)
+        let gen = try store.generation()
+        let cached = try #require(VectorMatrix.cached(at: r.vectorsURL, generation: gen))
+        #expect(cached.count == (try store.chunkCount()))
+        let r2 = try Retriever(store: store, embedder: e)
+        r2.mode = .vector; r2.vectorCacheThreshold = 0
+        #expect(try r2.retrieve("brake fluid", k: 3).map(\.chunk.id) == first)
+        // A change to the collection makes the cache stale; it is rebuilt with the new chunks.
+        _ = try ing.ingest([ws.path("faq.html")])
+        #expect(VectorMatrix.cached(at: r.vectorsURL, generation: try store.generation()) == nil)
+        let after = try r2.retrieve("return an unridden bike", k: 1)
+        #expect(after.first?.chunk.path == ws.path("faq.html"))
+        #expect(VectorMatrix.cached(at: r.vectorsURL, generation: try store.generation())?.count == (try store.chunkCount()))
+    }
+
     @Test func retrieverUsesAPersistedHNSWIndex() throws {
         let (r, c) = try retriever(.vector)
         let exact = try r.retrieve("chain wear", k: 3).map(\.chunk.id)
