@@ -122,8 +122,8 @@ public enum SearchBenchmark {
         }
         if let export {
             progress("\(n) chunks: exporting vectors for the peer benchmark")
-            try NPYFile.write(rows: m.count, dimension: m.dimension, to: export.appendingPathComponent("vectors-\(n).npy")) { r in
-                UnsafeBufferPointer(start: m.row(r), count: m.dimension)
+            try NPYFile.write(rows: m.count, dimension: m.dimension, to: export.appendingPathComponent("vectors-\(n).npy")) { r, data in
+                data.append(UnsafeBufferPointer(start: m.row(r), count: m.dimension))
             }
             try NPYFile.writeInt32(truth, to: export.appendingPathComponent("truth-\(n).npy"))
         }
@@ -150,17 +150,22 @@ public enum NPYFile {
         return d
     }
 
-    public static func write(rows: Int, dimension: Int, to url: URL, row: (Int) -> UnsafeBufferPointer<Float>) throws {
+    /// Writes `rows` × `dimension` floats; `appendRow(r, &data)` appends row r's floats.
+    public static func write(rows: Int, dimension: Int, to url: URL, appendRow: (Int, inout Data) -> Void) throws {
         FileManager.default.createFile(atPath: url.path, contents: header("<f4", "(\(rows), \(dimension))"))
         let fh = try FileHandle(forWritingTo: url)
         defer { try? fh.close() }
         try fh.seekToEnd()
         var buf = Data()
         for r in 0..<rows {
-            buf.append(row(r))
+            appendRow(r, &buf)
             if buf.count > 1 << 24 { try fh.write(contentsOf: buf); buf.removeAll(keepingCapacity: true) }
         }
         try fh.write(contentsOf: buf)
+    }
+
+    public static func write(_ rows: [[Float]], dimension: Int, to url: URL) throws {
+        try write(rows: rows.count, dimension: dimension, to: url) { r, data in rows[r].withUnsafeBufferPointer { data.append($0) } }
     }
 
     public static func writeInt32(_ rows: [[Int]], to url: URL) throws {

@@ -3,6 +3,7 @@
 // transaction, so a crash or Ctrl-C leaves each document either old or new, never half.
 import Foundation
 import GRDB
+import TailorFormats
 
 /// A chunk as stored, with what a citation needs.
 public struct StoredChunk: Sendable {
@@ -392,27 +393,11 @@ public final class Store: @unchecked Sendable {
     static func blob(_ v: [Float]) -> Data { v.withUnsafeBufferPointer { Data(buffer: $0) } }
 
     static func encode(_ m: [String: String]) -> String {
-        "{" + m.keys.sorted().map { "\(jsonQuote($0)):\(jsonQuote(m[$0]!))" }.joined(separator: ",") + "}"
+        "{" + m.keys.sorted().map { "\(JSONValue.quote($0)):\(JSONValue.quote(m[$0]!))" }.joined(separator: ",") + "}"
     }
 
     static func decode(_ s: String) -> [String: String] {
         guard let d = s.data(using: .utf8), let o = try? JSONSerialization.jsonObject(with: d) as? [String: String] else { return [:] }
         return o
     }
-}
-
-func jsonQuote(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-        }
-    }
-    return out + "\""
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TailorFormats
 import TailorKernels
 import TailorModels
 import TailorRAG
@@ -48,7 +49,7 @@ struct BenchSearch: AsyncParsableCommand {
 
         // 1. The real pipeline over the base texts.
         let input = work.appendingPathComponent("base.jsonl")
-        try texts.enumerated().map { "{\"id\": \"s\($0.offset)\", \"text\": \(jsonQuoted($0.element))}" }.joined(separator: "\n")
+        try texts.enumerated().map { "{\"id\": \"s\($0.offset)\", \"text\": \(JSONValue.quote($0.element))}" }.joined(separator: "\n")
             .write(to: input, atomically: true, encoding: .utf8)
         let baseDir = work.appendingPathComponent("base")
         try? FileManager.default.removeItem(at: baseDir)
@@ -71,9 +72,7 @@ struct BenchSearch: AsyncParsableCommand {
         let exportURL = export.map { URL(fileURLWithPath: $0) }
         if let exportURL {
             try FileManager.default.createDirectory(at: exportURL, withIntermediateDirectories: true)
-            try NPYFile.write(rows: qv.count, dimension: dim, to: exportURL.appendingPathComponent("queries.npy")) { r in
-                qv[r].withUnsafeBufferPointer { UnsafeBufferPointer(start: $0.baseAddress, count: dim) }
-            }
+            try NPYFile.write(qv, dimension: dim, to: exportURL.appendingPathComponent("queries.npy"))
         }
         // 2. Each size.
         var results: [SearchBenchResult] = []
@@ -99,8 +98,4 @@ struct BenchSearch: AsyncParsableCommand {
             print(String(format: "ingest (load, chunk, embed, store) of %d texts: %.1f chunks/s; query embedding %.2f ms", texts.count, ingestRate, queryEmbedMs))
         }
     }
-}
-
-func jsonQuoted(_ s: String) -> String {
-    String(decoding: try! JSONEncoder().encode(s), as: UTF8.self)
 }

@@ -3,6 +3,7 @@ import Foundation
 import TailorFormats
 import TailorKernels
 import TailorModels
+import TailorRAG
 
 struct Embed: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -59,7 +60,7 @@ struct Embed: AsyncParsableCommand {
             }
             if let output { try Data(out.utf8).write(to: URL(fileURLWithPath: output)) } else { emit(out) }
         case .npy:
-            try NPY.write(vectors, dimension: embedder.dimension, to: output!)
+            try NPYFile.write(vectors, dimension: embedder.dimension, to: URL(fileURLWithPath: output!))
         }
     }
 }
@@ -104,16 +105,3 @@ enum EmbedInput {
     }
 }
 
-/// NumPy's .npy format (version 1.0): a float32 matrix [count × dimension].
-enum NPY {
-    static func write(_ rows: [[Float]], dimension: Int, to path: String) throws {
-        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(rows.count), \(dimension)), }"
-        while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
-        header += "\n"
-        var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
-        withUnsafeBytes(of: UInt16(header.utf8.count).littleEndian) { data.append(contentsOf: $0) }
-        data.append(contentsOf: Array(header.utf8))
-        for r in rows { r.withUnsafeBytes { data.append(contentsOf: $0) } }
-        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
-    }
-}
