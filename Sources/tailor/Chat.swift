@@ -48,18 +48,20 @@ struct Chat: AsyncParsableCommand {
             return result.text
         }
 
-        if let once {
-            _ = try answer(once)
-            return
-        }
+        try converse(greeting: "Chatting with \(lm.name). Ctrl-D to quit.") { _ = try answer($0) }
+    }
+
+    /// `--once`, or one turn per line of standard input (with a prompt on a terminal).
+    func converse(greeting: String, _ turn: (String) throws -> Void) throws {
+        if let once { try turn(once); return }
         let interactive = isatty(STDIN_FILENO) != 0
-        if interactive { note("Chatting with \(lm.name). Ctrl-D to quit.") }
+        if interactive { note(greeting) }
         while true {
             if interactive { emit("> ") }
             guard let line = readLine(strippingNewline: true) else { if interactive { emit("\n") }; break }
             let text = line.trimmingCharacters(in: .whitespaces)
             if text.isEmpty { continue }
-            _ = try answer(text)
+            try turn(text)
         }
     }
 
@@ -82,16 +84,7 @@ struct Chat: AsyncParsableCommand {
             printSources(a)
             history += [.user(text), .assistant(a.text)]
         }
-        if let once { try turn(once); return }
-        let interactive = isatty(STDIN_FILENO) != 0
-        if interactive { note("Chatting with \(lm.name) over collection '\(engine.retriever.store.name)'. Ctrl-D to quit.") }
-        while true {
-            if interactive { emit("> ") }
-            guard let line = readLine(strippingNewline: true) else { if interactive { emit("\n") }; break }
-            let text = line.trimmingCharacters(in: .whitespaces)
-            if text.isEmpty { continue }
-            try turn(text)
-        }
+        try converse(greeting: "Chatting with \(lm.name) over collection '\(engine.retriever.store.name)'. Ctrl-D to quit.", turn)
     }
 
     /// Renders the conversation, dropping the oldest turns (never the system prompt or the new
