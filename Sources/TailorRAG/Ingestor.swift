@@ -117,7 +117,6 @@ public final class Ingestor {
         }
 
         // Read and chunk what changed.
-        struct Pending { var prepared: Store.Prepared; var fileIndex: Int }
         var work: [(doc: Document, chunks: [Chunk], file: Int)] = []
         var fileRecords: [FileRecord] = []
         var deletions: [Int: [String]] = [:]
