@@ -152,7 +152,9 @@ public enum NPYFile {
 
     /// Writes `rows` × `dimension` floats; `appendRow(r, &data)` appends row r's floats.
     public static func write(rows: Int, dimension: Int, to url: URL, appendRow: (Int, inout Data) -> Void) throws {
-        FileManager.default.createFile(atPath: url.path, contents: header("<f4", "(\(rows), \(dimension))"))
+        guard FileManager.default.createFile(atPath: url.path, contents: header("<f4", "(\(rows), \(dimension))")) else {
+            throw RAGError.badInput("\(url.path): cannot create the file (is the folder writable?)")
+        }
         let fh = try FileHandle(forWritingTo: url)
         defer { try? fh.close() }
         try fh.seekToEnd()

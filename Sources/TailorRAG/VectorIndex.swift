@@ -81,7 +81,9 @@ public final class VectorMatrix: @unchecked Sendable {
             withUnsafeBytes(of: v.littleEndian) { head.append(contentsOf: $0) }
         }
         ids.withUnsafeBytes { head.append(contentsOf: $0) }
-        FileManager.default.createFile(atPath: tmp.path, contents: head)
+        guard FileManager.default.createFile(atPath: tmp.path, contents: head) else {
+            throw RAGError.store("cannot create \(tmp.path)")
+        }
         let fh = try FileHandle(forWritingTo: tmp)
         try fh.seekToEnd()
         let rowsPerWrite = max(1, (1 << 24) / max(1, dimension * 4))
