@@ -56,6 +56,20 @@ import Testing
         #expect(gone.status != 0 && gone.err.contains("no collection named"))
     }
 
+    @Test func extractShowsStructureAndChunks() throws {
+        let r = try cli.tailor(["extract", Self.fixtures.appendingPathComponent("warranty.pdf").path, "--chunks", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let docs = try #require(try json(r.out) as? [[String: Any]])
+        let blocks = try #require(docs.first?["blocks"] as? [[String: Any]])
+        #expect(blocks.map { $0["page"] as? Int } == [1, 2])
+        let chunks = try #require(docs.first?["chunks"] as? [[String: Any]])
+        #expect(chunks.count == 1 && (chunks[0]["location"] as? String) == "pages 1–2")
+        let text = try cli.tailor(["extract", Self.fixtures.appendingPathComponent("handbook.md").path])
+        #expect(text.out.contains("[heading 115-121 · Lumen Bikes Service Handbook > Brakes] Brakes"), "\(text.out)")
+        let bad = try cli.tailor(["extract", Self.fixtures.appendingPathComponent("broken.pdf").path])
+        #expect(bad.status != 0 && bad.err.contains("not a readable PDF"))
+    }
+
     @Test func killedIngestLeavesWholeDocumentsAndResumes() throws {
         let dir = try temp()
         defer { try? FileManager.default.removeItem(at: dir) }
