@@ -42,7 +42,7 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ], swiftSettings: fast),
-        .target(name: "TailorTuning", dependencies: ["TailorModels", "TailorKernels", "CBLAS"], swiftSettings: fast),
+        .target(name: "TailorTuning", dependencies: ["TailorModels", "TailorFormats", "TailorKernels", "CBLAS"], swiftSettings: fast),
         .executableTarget(name: "tailor", dependencies: [
             "TailorRAG", "TailorModels", "TailorFormats", "TailorTokenizers", "TailorKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "TailorModelsTests",
                     dependencies: ["TailorModels", "TailorTokenizers", "TailorFormats", "TailorTestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "TailorTuningTests", dependencies: ["TailorTuning"]),
+        .testTarget(name: "TailorTuningTests", dependencies: ["TailorTuning", "TailorModels", "TailorFormats", "TailorTestSupport"]),
         .testTarget(name: "TailorRAGTests",
                     dependencies: ["TailorRAG", "TailorModels", "TailorTestSupport"],
                     resources: [.copy("Fixtures")]),
