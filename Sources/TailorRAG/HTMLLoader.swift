@@ -182,7 +182,6 @@ public enum HTMLText {
 
         /// A tag at `<`, or nil (and nothing consumed) when `<` is just text.
         mutating func tag() -> Tag? {
-            let start = i
             guard let c1 = at(i + 1) else { return nil }
             if c1 == "!" {
                 if matches("<!--", at: i) {
@@ -230,7 +229,6 @@ public enum HTMLText {
                 if !key.isEmpty { t.attributes[key.lowercased()] = value }
                 if key.isEmpty && !atEnd && peek != ">" { i += 1 }
             }
-            _ = start
             return t
         }
 
