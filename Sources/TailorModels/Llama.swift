@@ -61,33 +61,35 @@ public struct LlamaConfig: Sendable {
 }
 
 /// One transformer block's weights.
-struct LlamaBlock {
-    let attnNorm: [Float]          // blk.N.attn_norm.weight    [C]
-    let wq: WeightMatrix           // blk.N.attn_q.weight       [H·D × C]
-    let wk: WeightMatrix           // blk.N.attn_k.weight       [Hkv·D × C]
-    let wv: WeightMatrix           // blk.N.attn_v.weight       [Hkv·D × C]
-    let bq: [Float]?               // blk.N.attn_q.bias         [H·D]    (qwen2)
-    let bk: [Float]?               // blk.N.attn_k.bias         [Hkv·D]  (qwen2)
-    let bv: [Float]?               // blk.N.attn_v.bias         [Hkv·D]  (qwen2)
-    let wo: WeightMatrix           // blk.N.attn_output.weight  [C × H·D]
-    let ffnNorm: [Float]           // blk.N.ffn_norm.weight     [C]
-    let gate: WeightMatrix         // blk.N.ffn_gate.weight     [F × C]
-    let up: WeightMatrix           // blk.N.ffn_up.weight       [F × C]
-    let down: WeightMatrix         // blk.N.ffn_down.weight     [C × F]
+public struct LlamaBlock: @unchecked Sendable {
+    public let attnNorm: [Float]          // blk.N.attn_norm.weight    [C]
+    public let wq: WeightMatrix           // blk.N.attn_q.weight       [H·D × C]
+    public let wk: WeightMatrix           // blk.N.attn_k.weight       [Hkv·D × C]
+    public let wv: WeightMatrix           // blk.N.attn_v.weight       [Hkv·D × C]
+    public let bq: [Float]?               // blk.N.attn_q.bias         [H·D]    (qwen2)
+    public let bk: [Float]?               // blk.N.attn_k.bias         [Hkv·D]  (qwen2)
+    public let bv: [Float]?               // blk.N.attn_v.bias         [Hkv·D]  (qwen2)
+    public let wo: WeightMatrix           // blk.N.attn_output.weight  [C × H·D]
+    public let ffnNorm: [Float]           // blk.N.ffn_norm.weight     [C]
+    public let gate: WeightMatrix         // blk.N.ffn_gate.weight     [F × C]
+    public let up: WeightMatrix           // blk.N.ffn_up.weight       [F × C]
+    public let down: WeightMatrix         // blk.N.ffn_down.weight     [C × F]
 }
 
 public final class LlamaModel: CausalLM, @unchecked Sendable {
     public let config: LlamaConfig
     public let file: GGUFFile
-    let tokenEmbedding: WeightMatrix   // token_embd.weight   [V × C]
-    let blocks: [LlamaBlock]
-    let outputNorm: [Float]            // output_norm.weight  [C]
-    let output: WeightMatrix           // output.weight       [V × C], or token_embd when tied
-    let invFreq: [Float]               // [ropeDim/2], rope_freqs folded in
+    public let tokenEmbedding: WeightMatrix   // token_embd.weight   [V × C]
+    public let blocks: [LlamaBlock]
+    public let outputNorm: [Float]            // output_norm.weight  [C]
+    public let output: WeightMatrix           // output.weight       [V × C], or token_embd when tied
+    public let invFreq: [Float]               // [ropeDim/2], rope_freqs folded in
     public var pool: ThreadPool
     /// Arithmetic: .exact (fp32 activations, transformers) or .fast (8-bit activations and an
     /// fp16 cache, llama.cpp). Caches made before a change keep their storage.
     public var precision: Precision = .exact
+    /// A LoRA adapter applied at run time (not merged), or nil.
+    public var adapter: LoRAAdapter?
 
     public init(file: GGUFFile, threads: Int = ThreadPool.availableCores) throws {
         self.file = file
@@ -161,6 +163,11 @@ public final class LlamaModel: CausalLM, @unchecked Sendable {
         for (l, b) in blocks.enumerated() {
             DecoderOps.rmsNorm(x.p, b.attnNorm, xn.p, rows: T, width: C, eps: cfg.normEps)
             MatMul.forward(xn.p, [(b.wq, q.p), (b.wk, k.p), (b.wv, v.p)], tokens: T, pool: pool, precision: precision)
+            if let a = adapter {
+                a.apply(layer: l, target: .q, x: xn.p, y: q.p, tokens: T)
+                a.apply(layer: l, target: .k, x: xn.p, y: k.p, tokens: T)
+                a.apply(layer: l, target: .v, x: xn.p, y: v.p, tokens: T)
+            }
             if let bq = b.bq { DecoderOps.addBias(q.p, bq, rows: T) }
             if let bk = b.bk { DecoderOps.addBias(k.p, bk, rows: T) }
             if let bv = b.bv { DecoderOps.addBias(v.p, bv, rows: T) }
@@ -172,12 +179,18 @@ public final class LlamaModel: CausalLM, @unchecked Sendable {
             DecoderOps.attention(q: q.p, out: att.p, cache: cache, layer: l, tokens: T, start: start,
                                  heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: D, scale: 1 / Float(D).squareRoot(), pool: pool)
             MatMul.forward(att.p, b.wo, proj.p, tokens: T, pool: pool, precision: precision)
+            adapter?.apply(layer: l, target: .o, x: att.p, y: proj.p, tokens: T)
             DecoderOps.add(x.p, proj.p, T * C)
 
             DecoderOps.rmsNorm(x.p, b.ffnNorm, xn.p, rows: T, width: C, eps: cfg.normEps)
             MatMul.forward(xn.p, [(b.gate, g.p), (b.up, u.p)], tokens: T, pool: pool, precision: precision)
+            if let a = adapter {
+                a.apply(layer: l, target: .gate, x: xn.p, y: g.p, tokens: T)
+                a.apply(layer: l, target: .up, x: xn.p, y: u.p, tokens: T)
+            }
             DecoderOps.swiglu(g.p, u.p, T * F)
             MatMul.forward(g.p, b.down, proj.p, tokens: T, pool: pool, precision: precision)
+            adapter?.apply(layer: l, target: .down, x: g.p, y: proj.p, tokens: T)
             DecoderOps.add(x.p, proj.p, T * C)
         }
         cache.count = start + T

@@ -10,6 +10,7 @@ public enum ModelError: Error, CustomStringConvertible {
     case format(FormatError)
     case modelNotFound(String)
     case emptyPrompt
+    case badAdapter(String)
 
     public var description: String {
         switch self {
@@ -25,6 +26,8 @@ public enum ModelError: Error, CustomStringConvertible {
             return "token id \(id) is outside the vocabulary (0..<\(n))."
         case .format(let e):
             return e.description
+        case .badAdapter(let m):
+            return m
         case .emptyPrompt:
             return "the prompt has no tokens: give some text to continue."
         case .modelNotFound(let m):
