@@ -21,6 +21,7 @@ let package = Package(
         .executable(name: "tailor", targets: ["tailor"]),
         .library(name: "TailorModels", targets: ["TailorModels"]),
         .library(name: "TailorRAG", targets: ["TailorRAG"]),
+        .library(name: "TailorTuning", targets: ["TailorTuning"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -44,7 +45,7 @@ let package = Package(
         ], swiftSettings: fast),
         .target(name: "TailorTuning", dependencies: ["TailorModels", "TailorFormats", "TailorKernels", "CBLAS"], swiftSettings: fast),
         .executableTarget(name: "tailor", dependencies: [
-            "TailorRAG", "TailorModels", "TailorFormats", "TailorTokenizers", "TailorKernels",
+            "TailorRAG", "TailorTuning", "TailorModels", "TailorFormats", "TailorTokenizers", "TailorKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TailorTestSupport", path: "Tests/TailorTestSupport"),

@@ -49,3 +49,8 @@ public final class LanguageModel: @unchecked Sendable {
         return ids
     }
 }
+
+/// Opens a GGUF file with the model errors' wording.
+public enum GGUFFileLoader {
+    public static func open(_ path: String) throws -> GGUFFile { try LanguageModel.open(path) }
+}

@@ -26,7 +26,16 @@ public enum ModelQuantizer {
     /// Writes `input` re-quantized to `type` at `output`. `progress(done, total)` after each tensor.
     public static func quantize(input: String, output: String, type: GGMLType,
                                 progress: (Int, Int) -> Void = { _, _ in }) throws -> Summary {
-        guard Quantizer.supported.contains(type) else {
+        try rewrite(input: input, output: output, type: type, progress: progress)
+    }
+
+    /// Copies `input` to `output`, re-quantizing 2-D weight matrices to `type` (nil: each keeps
+    /// its own type). `adjust(name, values)` may change a tensor's fp32 values (returning true);
+    /// changed tensors are re-quantized even when their type stays. `metadata` adds or replaces keys.
+    public static func rewrite(input: String, output: String, type: GGMLType?, metadata: [String: GGUFValue] = [:],
+                               adjust: ((String, inout [Float]) -> Bool)? = nil,
+                               progress: (Int, Int) -> Void = { _, _ in }) throws -> Summary {
+        if let type, !Quantizer.supported.contains(type) {
             throw ModelError.badHyperParameter(key: "--type", value: type.description, reason: "supported types are \(Quantizer.supported.map(\.description).joined(separator: ", "))")
         }
         let src: GGUFFile
@@ -34,20 +43,30 @@ public enum ModelQuantizer {
         var w = GGUFWriter()
         w.alignment = src.alignment
         for k in src.keys { w.set(k, src[k]!) }
-        w.set("general.file_type", .uint32(fileType(type)))
+        if let type { w.set("general.file_type", .uint32(fileType(type))) }
+        for (k, v) in metadata.sorted(by: { $0.key < $1.key }) { w.set(k, v) }
         var summary = Summary(tensors: 0, quantized: 0, fallbacks: [:], bytes: 0)
         for (i, t) in src.tensors.enumerated() {
             let isMatrix = t.shape.count == 2 && t.name.hasSuffix(".weight") && !t.name.contains("norm")
-            var target = isMatrix ? type : t.type
+            var target = isMatrix ? (type ?? t.type) : t.type
             if isMatrix, t.shape[0] % target.blockSize != 0 {
-                target = type == .q6_K ? .q8_0 : .q5_0
+                target = target == .q6_K ? .q8_0 : .q5_0
                 summary.fallbacks[t.name] = target
             }
-            if target == t.type {
+            var f: [Float] = []
+            var changed = false
+            if let adjust, isMatrix {
+                f = [Float](repeating: 0, count: t.elementCount)
+                f.withUnsafeMutableBufferPointer { QuantReference.dequantize(t.type, src.data(t), $0.baseAddress!, count: t.elementCount) }
+                changed = adjust(t.name, &f)
+            }
+            if target == t.type && !changed {
                 w.addTensor(name: t.name, shape: t.shape, type: t.type, data: Array(UnsafeRawBufferPointer(start: src.data(t), count: t.byteCount)))
             } else {
-                var f = [Float](repeating: 0, count: t.elementCount)
-                f.withUnsafeMutableBufferPointer { QuantReference.dequantize(t.type, src.data(t), $0.baseAddress!, count: t.elementCount) }
+                if f.isEmpty {
+                    f = [Float](repeating: 0, count: t.elementCount)
+                    f.withUnsafeMutableBufferPointer { QuantReference.dequantize(t.type, src.data(t), $0.baseAddress!, count: t.elementCount) }
+                }
                 let bytes = f.withUnsafeBufferPointer { Quantizer.quantize($0.baseAddress!, count: t.elementCount, to: target) }
                 w.addTensor(name: t.name, shape: t.shape, type: target, data: bytes)
                 summary.quantized += 1

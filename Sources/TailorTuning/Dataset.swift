@@ -87,6 +87,12 @@ public struct TokenizedExample: Equatable, Sendable {
     public var trained: [Bool]
     public var trainedCount: Int { trained.filter { $0 }.count }
 
+    public init(ids: [Int], trained: [Bool]) {
+        precondition(ids.count == trained.count)
+        self.ids = ids
+        self.trained = trained
+    }
+
     /// Next-token targets for positions 0..<count−1 (−1 where the loss is masked).
     public var targets: [Int] { (0..<(ids.count - 1)).map { trained[$0 + 1] ? ids[$0 + 1] : -1 } }
 }

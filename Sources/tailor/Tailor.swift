@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TailorKernels
 import TailorModels
+import TailorTuning
 
 @main
 enum TailorMain {
@@ -16,7 +17,7 @@ struct Tailor: AsyncParsableCommand {
         commandName: "tailor",
         abstract: "Customize a local language model with your own data: retrieval, fine-tuning, or both.",
         version: "0.1.0",
-        subcommands: [Chat.self, Ask.self, Generate.self, Ingest.self, Search.self, CollectionsCommand.self, Reindex.self, Extract.self, Eval.self, Embed.self, Similarity.self, Inspect.self, Models.self, Bench.self, Quantize.self, Convert.self],
+        subcommands: [Chat.self, Ask.self, Generate.self, Ingest.self, Search.self, CollectionsCommand.self, Reindex.self, Extract.self, Eval.self, Embed.self, Similarity.self, Inspect.self, Models.self, Bench.self, Quantize.self, Convert.self, Tune.self, Merge.self],
         defaultSubcommand: nil)
 }
 
@@ -33,6 +34,9 @@ struct ModelOptions: ParsableArguments {
 
     @Option(help: "Arithmetic: fast (8-bit activations, fp16 cache, like llama.cpp) or exact (fp32, like transformers).")
     var precision: PrecisionOption = .fast
+
+    @Option(help: "A LoRA adapter to apply (a directory from `tailor tune`, PEFT files, or a GGUF LoRA).")
+    var adapter: String?
 
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
@@ -101,7 +105,16 @@ func runReportingErrors<T>(_ body: () throws -> T) throws -> T {
 }
 
 func loadModel(_ opts: ModelOptions) throws -> LanguageModel {
-    try runReportingErrors { try LanguageModel(opts.model, threads: opts.threads, precision: opts.precision.value) }
+    try runReportingErrors {
+        let lm = try LanguageModel(opts.model, threads: opts.threads, precision: opts.precision.value)
+        if let path = opts.adapter {
+            guard let llama = lm.model as? LlamaModel else {
+                throw TuningError.unsupportedModel("--adapter: LoRA adapters apply to Llama-family models; \(lm.name) is not one")
+            }
+            llama.adapter = try AdapterFiles.load(path, for: llama.config)
+        }
+        return lm
+    }
 }
 
 func formatBytes(_ b: Int64) -> String {
