@@ -13,6 +13,8 @@ var fast: [SwiftSetting] = [
     .unsafeFlags(["-enforce-exclusivity=unchecked"] + (portable ? [] : ["-Xcc", "-march=native"])),
 ]
 if avx2 { fast.append(.define("TAILOR_AVX2")) }
+// Kernels and training loops run real models in the test suite: optimized in debug builds too.
+let optimizedInTests: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let package = Package(
     name: "Tailor",
@@ -30,7 +32,7 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
-        .target(name: "TailorKernels", dependencies: ["CBLAS"], swiftSettings: fast),
+        .target(name: "TailorKernels", dependencies: ["CBLAS"], swiftSettings: fast + optimizedInTests),
         .target(name: "TailorFormats", dependencies: ["TailorKernels"], swiftSettings: fast),
         .target(name: "TailorTokenizers", dependencies: ["TailorFormats"], swiftSettings: fast),
         .target(name: "TailorModels",
@@ -43,7 +45,8 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ], swiftSettings: fast),
-        .target(name: "TailorTuning", dependencies: ["TailorModels", "TailorFormats", "TailorKernels", "CBLAS"], swiftSettings: fast),
+        .target(name: "TailorTuning", dependencies: ["TailorModels", "TailorFormats", "TailorKernels", "CBLAS"],
+                swiftSettings: fast + optimizedInTests),
         .executableTarget(name: "tailor", dependencies: [
             "TailorRAG", "TailorTuning", "TailorModels", "TailorFormats", "TailorTokenizers", "TailorKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -234,6 +234,10 @@ public final class LoRATrainer {
         if resumedFrom == nil {
             state.initialValidationLoss = validationLoss()
             if let vl = state.initialValidationLoss {
+                // The untrained adapter (the base model) is the first candidate for the best one.
+                state.bestValidationLoss = vl
+                state.bestStep = 0
+                try saveAdapter()
                 metrics.append(.object([("step", .int(0)), ("epoch", .double(0)), ("val_loss", .double(vl))]))
                 report(TrainingEvent(step: 0, totalSteps: totalSteps, epoch: 0, validationLoss: vl, learningRate: learningRate(step: 0),
                                      tokensPerSecond: 0, elapsed: 0, eta: 0))

@@ -18,6 +18,9 @@ struct Generate: AsyncParsableCommand {
     @Flag(help: "Print timing statistics to standard error.")
     var verbose = false
 
+    @Flag(help: "Print one JSON object (text, token ids, timing) instead of streaming the text.")
+    var json = false
+
     func validate() throws {
         guard n >= 0 else { throw ValidationError("-n must be 0 or more") }
     }
@@ -30,7 +33,13 @@ struct Generate: AsyncParsableCommand {
         let cache = lm.model.makeCache(maxTokens: modelOptions.ctx ?? min(lm.model.contextLength, 4096))
         let result = try runReportingErrors {
             try lm.generator().generate(prompt: ids, maxTokens: n, sampling: sampling.parameters, stop: sampling.stop,
-                                        cache: cache) { piece in emit(piece); return true }
+                                        cache: cache) { piece in if !json { emit(piece) }; return true }
+        }
+        if json {
+            let obj: [String: Any] = ["text": result.text, "tokens": result.tokens, "prompt_tokens": result.promptTokens,
+                                      "finish_reason": result.finishReason.rawValue, "tokens_per_second": result.tokensPerSecond]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
+            return
         }
         emit("\n")
         if verbose {
