@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "TailorModels", targets: ["TailorModels"]),
         .library(name: "TailorRAG", targets: ["TailorRAG"]),
         .library(name: "TailorTuning", targets: ["TailorTuning"]),
+        .library(name: "TailorEval", targets: ["TailorEval"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -47,8 +48,9 @@ let package = Package(
         ], swiftSettings: fast),
         .target(name: "TailorTuning", dependencies: ["TailorModels", "TailorFormats", "TailorKernels", "CBLAS"],
                 swiftSettings: fast + optimizedInTests),
+        .target(name: "TailorEval", dependencies: ["TailorRAG", "TailorTuning", "TailorModels", "TailorFormats"], swiftSettings: fast),
         .executableTarget(name: "tailor", dependencies: [
-            "TailorRAG", "TailorTuning", "TailorModels", "TailorFormats", "TailorTokenizers", "TailorKernels",
+            "TailorEval", "TailorRAG", "TailorTuning", "TailorModels", "TailorFormats", "TailorTokenizers", "TailorKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TailorTestSupport", path: "Tests/TailorTestSupport"),
@@ -61,6 +63,7 @@ let package = Package(
         .testTarget(name: "TailorModelsTests",
                     dependencies: ["TailorModels", "TailorTokenizers", "TailorFormats", "TailorTestSupport"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "TailorEvalTests", dependencies: ["TailorEval", "TailorModels", "TailorTestSupport"]),
         .testTarget(name: "TailorTuningTests", dependencies: ["TailorTuning", "TailorModels", "TailorFormats", "TailorTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "TailorRAGTests",

@@ -7,7 +7,7 @@ import TailorRAG
 struct Eval: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure quality on your own data.",
-        subcommands: [EvalRetrieval.self])
+        subcommands: [EvalRetrieval.self, EvalClassify.self])
 }
 
 struct EvalRetrieval: AsyncParsableCommand {
