@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Trivia questions and answers from the PyPI package chatterbot-corpus (english/trivia.yml), as
+a knowledge task:
+
+    python3 scripts/data/trivia.py OUT_DIR [--per-doc 10]
+
+OUT_DIR/docs/trivia-NN.md   the facts as documents (for `tailor ingest`, i.e. RAG),
+OUT_DIR/documents.jsonl     the same documents as {"text"} (for `tailor tune`, knowledge injection),
+OUT_DIR/qa-train.jsonl      the pairs as {"prompt", "completion"} (fine-tuning on questions),
+OUT_DIR/eval.jsonl          {"question", "answer"} for evaluation.
+"""
+import argparse, glob, json, os, subprocess, sys, tempfile, zipfile
+
+import yaml
+
+
+def pairs():
+    cache = os.path.join(tempfile.gettempdir(), "tailor-chatterbot")
+    os.makedirs(cache, exist_ok=True)
+    wheels = glob.glob(os.path.join(cache, "chatterbot_corpus-*.whl"))
+    if not wheels:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "chatterbot-corpus", "-d", cache], check=True)
+        wheels = glob.glob(os.path.join(cache, "chatterbot_corpus-*.whl"))
+    with zipfile.ZipFile(wheels[0]) as z:
+        data = yaml.safe_load(z.read("chatterbot_corpus/data/english/trivia.yml"))
+    out = []
+    for conv in data["conversations"]:
+        if isinstance(conv, list) and len(conv) == 2 and all(isinstance(x, (str, int)) for x in conv):
+            q, a = str(conv[0]).strip(), str(conv[1]).strip().rstrip(".")
+            if q.endswith("?") and a:
+                out.append((q, a))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--per-doc", type=int, default=10)
+    a = ap.parse_args()
+    qa = pairs()
+    os.makedirs(os.path.join(a.out, "docs"), exist_ok=True)
+    docs = []
+    for i in range(0, len(qa), a.per_doc):
+        body = "\n\n".join(f"{q} {ans}." for q, ans in qa[i:i + a.per_doc])
+        text = f"# Trivia facts {i // a.per_doc + 1}\n\n{body}\n"
+        docs.append(text)
+        with open(os.path.join(a.out, "docs", f"trivia-{i // a.per_doc + 1:02d}.md"), "w") as f:
+            f.write(text)
+    with open(os.path.join(a.out, "documents.jsonl"), "w") as f:
+        for d in docs:
+            f.write(json.dumps({"text": d}, ensure_ascii=False) + "\n")
+    with open(os.path.join(a.out, "qa-train.jsonl"), "w") as f:
+        for q, ans in qa:
+            f.write(json.dumps({"prompt": q, "completion": ans + "."}, ensure_ascii=False) + "\n")
+    with open(os.path.join(a.out, "eval.jsonl"), "w") as f:
+        for q, ans in qa:
+            f.write(json.dumps({"question": q, "answer": ans}, ensure_ascii=False) + "\n")
+    print(f"{len(qa)} question/answer pairs, {len(docs)} documents")
+
+
+if __name__ == "__main__":
+    main()
