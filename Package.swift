@@ -13,7 +13,7 @@ var fast: [SwiftSetting] = [
     .unsafeFlags(["-enforce-exclusivity=unchecked"] + (portable ? [] : ["-Xcc", "-march=native"])),
 ]
 if avx2 { fast.append(.define("TAILOR_AVX2")) }
-// Kernels and training loops run real models in the test suite: optimized in debug builds too.
+// Kernels, models and training loops run real models in the test suite: optimized in debug builds too.
 let optimizedInTests: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let package = Package(
@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "TailorTokenizers", dependencies: ["TailorFormats"], swiftSettings: fast),
         .target(name: "TailorModels",
                 dependencies: ["TailorKernels", "TailorFormats", "TailorTokenizers"],
-                swiftSettings: fast),
+                swiftSettings: fast + optimizedInTests),
         .systemLibrary(name: "CPoppler", path: "Sources/CPoppler", pkgConfig: "poppler-glib",
                        providers: [.apt(["libpoppler-glib-dev"])]),
         .target(name: "TailorRAG", dependencies: [
