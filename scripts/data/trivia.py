@@ -11,20 +11,15 @@ OUT_DIR/eval.jsonl          {"question", "answer"} for evaluation.
 With --fresh N, the last N pairs are held back as facts that arrive later:
 OUT_DIR/fresh-docs/*.md and OUT_DIR/fresh-eval.jsonl (for `tailor compare --fresh-docs/--fresh-eval`).
 """
-import argparse, glob, json, os, subprocess, sys, tempfile, zipfile
+import argparse, json, os
 
 import yaml
 
+from pypi_wheel import read_member
+
 
 def pairs():
-    cache = os.path.join(tempfile.gettempdir(), "tailor-chatterbot")
-    os.makedirs(cache, exist_ok=True)
-    wheels = glob.glob(os.path.join(cache, "chatterbot_corpus-*.whl"))
-    if not wheels:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "chatterbot-corpus", "-d", cache], check=True)
-        wheels = glob.glob(os.path.join(cache, "chatterbot_corpus-*.whl"))
-    with zipfile.ZipFile(wheels[0]) as z:
-        data = yaml.safe_load(z.read("chatterbot_corpus/data/english/trivia.yml"))
+    data = yaml.safe_load(read_member("chatterbot-corpus", "chatterbot_corpus/data/english/trivia.yml"))
     out = []
     for conv in data["conversations"]:
         if isinstance(conv, list) and len(conv) == 2 and all(isinstance(x, (str, int)) for x in conv):

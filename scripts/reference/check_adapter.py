@@ -34,7 +34,7 @@ def main():
 
     from llama_cpp import Llama
     llm = Llama(model_path=model, lora_path=os.path.join(a.adapter, "adapter.gguf"), n_ctx=256, n_threads=2, verbose=False, seed=0)
-    toks = llm.tokenize(a.prompt.encode(), add_bos=False, special=False)
+    toks = llm.tokenize(a.prompt.encode(), add_bos=False, special=True)
     gen = []
     for t in llm.generate(toks, temp=0.0, top_k=1, reset=True):
         if t == llm.token_eos() or len(gen) >= a.n:
