@@ -70,6 +70,10 @@ public final class LoRAModel: @unchecked Sendable {
     private var saved: [SavedLayer] = []
     private var capacity = 0
     private var scratch = Scratch()
+    private var attentionBuffers: [UnsafeMutablePointer<Float>] = []
+    private var attentionScratchSize = 0
+    private var headBuffers: (xn: UnsafeMutablePointer<Float>, dxn: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
+                              logits: UnsafeMutablePointer<Float>, losses: UnsafeMutablePointer<Double>)?
 
     public init(base: LlamaModel, adapter: LoRAAdapter, dropout: Float = 0, threads: Int = ThreadPool.availableCores) throws {
         guard base.config.architecture != "gemma3" else { throw TuningError.unsupportedModel("LoRA training supports Llama-family models (llama, qwen2, mistral)") }
@@ -101,6 +105,8 @@ public final class LoRAModel: @unchecked Sendable {
         layerWeights.values.forEach { $0.deallocate() }
         saved.forEach { $0.free() }
         scratch.free()
+        attentionBuffers.forEach { $0.deallocate() }
+        if let h = headBuffers { h.xn.deallocate(); h.dxn.deallocate(); h.rstd.deallocate(); h.logits.deallocate(); h.losses.deallocate() }
     }
 
     /// Bytes of fp32 buffers this model holds (activations for the largest batch so far, the
@@ -108,7 +114,8 @@ public final class LoRAModel: @unchecked Sendable {
     public var workingBytes: Int {
         let s = LoRAAdapter.shapes(cfg)
         return 4 * (cfg.vocabulary * cfg.embedding + s.values.reduce(0) { $0 + $1.inputs * $1.outputs } + gradients.count)
-            + saved.reduce(0) { $0 + $1.bytes } + scratch.bytes
+            + saved.reduce(0) { $0 + $1.bytes } + scratch.bytes + 4 * attentionScratchSize * attentionBuffers.count
+            + (headBuffers == nil ? 0 : 4 * 128 * (2 * cfg.embedding + cfg.vocabulary + 3))
     }
 
     public func zeroGradients() { for i in gradients.indices { gradients[i] = 0 } }
@@ -403,15 +410,36 @@ public final class LoRAModel: @unchecked Sendable {
 
     // MARK: - attention, per sequence and head
 
+    /// Runs `body(job, part)` for every job, each thread (`part`) taking every threads-th job, so
+    /// that per-thread scratch memory can be reused.
+    private func forEachJob(_ jobs: Int, _ body: (Int, Int) -> Void) {
+        let parts = min(pool.threads, jobs)
+        pool.dispatch(parts) { part in
+            var j = part
+            while j < jobs { body(j, part); j += parts }
+        }
+    }
+
+    /// One buffer of 2·T² floats per thread for the longest sequence of the batch, kept between calls.
+    private func attentionScratch(_ batch: PackedBatch) -> [UnsafeMutablePointer<Float>] {
+        let longest = (0..<batch.sequenceCount).map { batch.starts[$0 + 1] - batch.starts[$0] }.max() ?? 1
+        if longest * longest * 2 > attentionScratchSize || attentionBuffers.count < pool.threads {
+            attentionBuffers.forEach { $0.deallocate() }
+            attentionScratchSize = longest * longest * 2
+            attentionBuffers = (0..<pool.threads).map { _ in .allocate(capacity: attentionScratchSize) }
+        }
+        return attentionBuffers
+    }
+
     private func attentionForward(_ batch: PackedBatch, _ s: SavedLayer) {
         let H = cfg.heads, D = cfg.headDim, Q = cfg.qDim, KV = cfg.kvDim, group = H / cfg.kvHeads, N = batch.rows
         let scale = 1 / Float(D).squareRoot()
         let seqs = batch.sequenceCount, starts = batch.starts
-        pool.dispatch(seqs * H) { job in
+        let scratch = attentionScratch(batch)
+        forEachJob(seqs * H) { job, part in
             let sq = job / H, h = job % H, kvh = h / group
             let s0 = starts[sq], T = starts[sq + 1] - s0
-            let S = UnsafeMutablePointer<Float>.allocate(capacity: T * T)
-            defer { S.deallocate() }
+            let S = scratch[part]
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(D), scale,
                         s.q + s0 * Q + h * D, Int32(Q), s.k + s0 * KV + kvh * D, Int32(KV), 0, S, Int32(T))
             for i in 0..<T {
@@ -437,11 +465,11 @@ public final class LoRAModel: @unchecked Sendable {
         let H = cfg.heads, Hkv = cfg.kvHeads, D = cfg.headDim, Q = cfg.qDim, KV = cfg.kvDim, group = H / Hkv, N = batch.rows
         let scale = 1 / Float(D).squareRoot()
         let seqs = batch.sequenceCount, starts = batch.starts
-        pool.dispatch(seqs * Hkv) { job in
+        let scratch = attentionScratch(batch)
+        forEachJob(seqs * Hkv) { job, part in
             let sq = job / Hkv, kvh = job % Hkv
             let s0 = starts[sq], T = starts[sq + 1] - s0
-            let P = UnsafeMutablePointer<Float>.allocate(capacity: 2 * T * T), dP = P + T * T
-            defer { P.deallocate() }
+            let P = scratch[part], dP = P + T * T
             let kh = s.k + s0 * KV + kvh * D, vh = s.v + s0 * KV + kvh * D
             let dkh = dk + s0 * KV + kvh * D, dvh = dv + s0 * KV + kvh * D
             for h in (kvh * group)..<((kvh + 1) * group) {
@@ -482,12 +510,11 @@ public final class LoRAModel: @unchecked Sendable {
         let rows = batch.targets.indices.filter { batch.targets[$0] >= 0 }
         guard !rows.isEmpty else { return (0, 0) }
         let chunk = 128
-        let xn = UnsafeMutablePointer<Float>.allocate(capacity: chunk * C)
-        let dxn = UnsafeMutablePointer<Float>.allocate(capacity: chunk * C)
-        let rstd = UnsafeMutablePointer<Float>.allocate(capacity: chunk)
-        let logits = UnsafeMutablePointer<Float>.allocate(capacity: chunk * V)
-        let losses = UnsafeMutablePointer<Double>.allocate(capacity: chunk)
-        defer { xn.deallocate(); dxn.deallocate(); rstd.deallocate(); logits.deallocate(); losses.deallocate() }
+        if headBuffers == nil {
+            headBuffers = (.allocate(capacity: chunk * C), .allocate(capacity: chunk * C), .allocate(capacity: chunk),
+                           .allocate(capacity: chunk * V), .allocate(capacity: chunk))
+        }
+        let (xn, dxn, rstd, logits, losses) = headBuffers!
         var total = 0.0
         let norm = base.outputNorm
         var c0 = 0
