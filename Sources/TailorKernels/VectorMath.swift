@@ -28,6 +28,27 @@ public enum VectorMath {
         for k in 0..<n { row[k] *= inv }
     }
 
+    /// row[j] ← exp(row[j] − m) for n values; returns their sum (softmax and cross-entropy).
+    public static func expSubtracting(_ row: UnsafeMutablePointer<Float>, _ n: Int, _ m: Float) -> Float {
+        var sum: Float = 0
+        var j = 0
+        #if TAILOR_AVX2
+        sum = AVX2Math.expSubSum(row, n, m)
+        j = n / 8 * 8
+        #endif
+        while j < n { let e = exp(row[j] - m); row[j] = e; sum += e; j += 1 }
+        return sum
+    }
+
+    /// out[i] ← 1 / (1 + exp(−x[i])) for n values.
+    public static func sigmoid(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        var i = 0
+        #if TAILOR_AVX2
+        while i + 8 <= n { AVX2Math.sigmoid8(x + i, out + i); i += 8 }
+        #endif
+        while i < n { out[i] = 1 / (1 + exp(-x[i])); i += 1 }
+    }
+
     /// The scalar reference (libm erf).
     @inline(__always)
     public static func geluScalar(_ v: Float) -> Float { 0.5 * v * (1 + erf(v * 0.7071067811865476)) }
@@ -55,6 +76,11 @@ enum AVX2Math {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1))
         let pow2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(nf), _mm256_set1_epi32(127)), 23))
         return _mm256_mul_ps(p, pow2)
+    }
+
+    @inline(__always) static func sigmoid8(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+        let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_loadu_ps(x)))
+        _mm256_storeu_ps(out, _mm256_div_ps(_mm256_set1_ps(1), _mm256_add_ps(_mm256_set1_ps(1), e)))
     }
 
     /// row[j] ← exp(row[j] − m) for the first n/8·8 values; returns their sum.

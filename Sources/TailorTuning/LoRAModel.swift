@@ -238,7 +238,10 @@ public final class LoRAModel: @unchecked Sendable {
         project(l, .gate, xn, s.g, N, s, p, seed)
         project(l, .up, xn, s.u, N, s, p, seed)
         let g = s.g, u = s.u
-        pool.parallelFor(N * F, minChunk: 4096) { r in for i in r { let a = g[i]; h[i] = a / (1 + exp(-a)) * u[i] } }
+        pool.parallelFor(N * F, minChunk: 4096) { r in
+            VectorMath.sigmoid(g + r.lowerBound, h + r.lowerBound, r.count)
+            for i in r { h[i] *= g[i] * u[i] }
+        }
         project(l, .down, h, proj, N, s, p, seed)
         add(x, proj, N * C)
         _ = (Q, KV)
@@ -254,12 +257,16 @@ public final class LoRAModel: @unchecked Sendable {
         // MLP: recompute its input and hidden state.
         normalize(s.xMid, s.rstd2, blk.ffnNorm, xn, rows: N)
         let g = s.g, u = s.u
-        pool.parallelFor(N * F, minChunk: 4096) { r in for i in r { let a = g[i]; h[i] = a / (1 + exp(-a)) * u[i] } }
+        // dg holds σ(g) until the gradients overwrite it.
+        pool.parallelFor(N * F, minChunk: 4096) { r in
+            VectorMath.sigmoid(g + r.lowerBound, dg + r.lowerBound, r.count)
+            for i in r { h[i] = g[i] * dg[i] * u[i] }
+        }
         dh.update(repeating: 0, count: N * F)
         projectBackward(l, .down, h, dy: dx, dx: dh, N, s, p, seed)
         pool.parallelFor(N * F, minChunk: 4096) { r in
             for i in r {
-                let a = g[i], sig = 1 / (1 + exp(-a))
+                let a = g[i], sig = dg[i]
                 du[i] = dh[i] * a * sig
                 dg[i] = dh[i] * u[i] * sig * (1 + a * (1 - sig))
             }
@@ -446,8 +453,7 @@ public final class LoRAModel: @unchecked Sendable {
                 let row = S + i * T
                 var mx = -Float.infinity
                 for j in 0...i { mx = max(mx, row[j]) }
-                var sum: Float = 0
-                for j in 0...i { let e = exp(row[j] - mx); row[j] = e; sum += e }
+                let sum = VectorMath.expSubtracting(row, i + 1, mx)
                 let inv = 1 / sum
                 for j in 0...i { row[j] *= inv }
                 for j in (i + 1)..<T { row[j] = 0 }
@@ -483,11 +489,8 @@ public final class LoRAModel: @unchecked Sendable {
                     var di: Float = 0
                     for d in 0..<D { di += doh[i * Q + d] * oh[i * Q + d] }
                     let row = P + i * T, drow = dP + i * T
-                    for j in 0...i {
-                        let pj = exp(row[j] - lse)
-                        row[j] = pj
-                        drow[j] = pj * (drow[j] - di) * scale
-                    }
+                    _ = VectorMath.expSubtracting(row, i + 1, lse)
+                    for j in 0...i { drow[j] = row[j] * (drow[j] - di) * scale }
                     for j in (i + 1)..<T { row[j] = 0; drow[j] = 0 }
                 }
                 // dV += Pᵀ·dO; dQ += dS·K; dK += dSᵀ·Q
@@ -538,8 +541,7 @@ public final class LoRAModel: @unchecked Sendable {
                     var mx = -Float.infinity
                     for j in 0..<V { mx = max(mx, row[j]) }
                     let t = targets[i], zt = row[t]
-                    var sum: Float = 0
-                    for j in 0..<V { let e = exp(row[j] - mx); if wantGrad { row[j] = e }; sum += e }
+                    let sum = VectorMath.expSubtracting(row, V, mx)   // row now holds exp(z − max)
                     losses[i] = Double(mx + log(sum) - zt)
                     if wantGrad {
                         let inv = 1 / sum

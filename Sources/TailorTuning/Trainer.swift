@@ -408,7 +408,7 @@ public enum LossCurve {
         let all = train + validation
         guard !all.isEmpty else { return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"360\"></svg>\n" }
         let maxX = max(1, all.map(\.0).max()!), minY = all.map(\.1).min()!, maxY = all.map(\.1).max()!
-        let lo = minY - 0.05 * max(maxY - minY, 1e-3), hi = maxY + 0.05 * max(maxY - minY, 1e-3)
+        let lo = max(minY >= 0 ? 0 : -Double.infinity, minY - 0.05 * max(maxY - minY, 1e-3)), hi = maxY + 0.05 * max(maxY - minY, 1e-3)
         func px(_ x: Double) -> Double { left + x / maxX * (W - left - right) }
         func py(_ y: Double) -> Double { top + (hi - y) / (hi - lo) * (H - top - bottom) }
         func path(_ pts: [(Double, Double)]) -> String {
