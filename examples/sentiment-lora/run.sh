@@ -14,7 +14,7 @@ $TAILOR tune data/train.jsonl --val data/val.jsonl -o adapter --epochs 1 --lr 3e
 cp adapter/metrics.jsonl adapter/loss.svg adapter/adapter_config.json results/
 $TAILOR eval classify --data data/test-labels.jsonl --template "$TEMPLATE" --json -o results/predictions-base.jsonl > results/accuracy-base.json
 $TAILOR eval classify --data data/test-labels.jsonl --template "$TEMPLATE" --adapter adapter --json -o results/predictions-tuned.jsonl > results/accuracy-tuned.json
-PROMPT=$(python3 -c "import json; r = json.loads(open('data/test.jsonl').readline()); print('<|im_start|>user\n' + r['prompt'] + '<|im_end|>\n<|im_start|>assistant\n')")
+PROMPT="$(python3 -c "import json; r = json.loads(open('data/test.jsonl').readline()); print('<|im_start|>user\n' + r['prompt'] + '<|im_end|>\n<|im_start|>assistant\n', end='')")"
 python3 ../../scripts/reference/check_adapter.py "$MODEL" adapter --prompt "$PROMPT" -n 4 --tailor "$TAILOR" 2>/dev/null | tail -1 > results/adapter-check.json
 $TAILOR compare --eval data/test-labels.jsonl --adapter adapter --template "$TEMPLATE" -o report
 cat results/accuracy-base.json results/accuracy-tuned.json
