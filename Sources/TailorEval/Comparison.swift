@@ -78,7 +78,14 @@ public final class Comparison {
         var adapter: LoRAAdapter?
         if let a = config.adapter {
             adapter = try AdapterFiles.load(a, for: llama.config)
-            notes.append("The fine-tuned systems use the adapter \(a); its training cost is not measured here.")
+            if let logged = TrainingLog.costs(adapterDirectory: a) {
+                costs.trainingSeconds = logged.seconds; costs.trainingTokensPerSecond = logged.tokensPerSecond
+                costs.trainingPeakBytes = logged.peakBytes; costs.trainingExamples = logged.examples
+                costs.adapterBytes = (try? FileManager.default.attributesOfItem(atPath: a + "/" + AdapterFiles.peftWeights)[.size] as? Int) ?? nil
+                notes.append("The fine-tuned systems use the adapter \(a); its training cost is read from its training log (metrics.jsonl).")
+            } else {
+                notes.append("The fine-tuned systems use the adapter \(a); its training cost is not known here.")
+            }
         } else if let t = config.train {
             adapter = try train(t, model: lm, options: options, costs: &costs, report)
         }
@@ -188,6 +195,22 @@ public final class Comparison {
 
     func saveCosts(_ c: Costs) {
         if let d = try? JSONEncoder().encode(c) { try? d.write(to: URL(fileURLWithPath: out + "/costs.json"), options: .atomic) }
+    }
+}
+
+/// What `tailor tune` logged about the run that made an adapter.
+public enum TrainingLog {
+    public static func costs(adapterDirectory dir: String) -> (seconds: Double, tokensPerSecond: Double?, peakBytes: Int?, examples: Int?)? {
+        guard let text = try? String(contentsOfFile: dir + "/" + LoRATrainer.metricsName, encoding: .utf8) else { return nil }
+        let lines = text.split(separator: "\n").compactMap { try? JSONValue.parse(String($0)) }
+        guard let seconds = lines.compactMap({ $0["elapsed"]?.double }).last else { return nil }
+        let tps = lines.compactMap { $0["tokens_per_second"]?.double }.last
+        let peak = lines.compactMap { $0["peak_rss"]?.int }.max()
+        var examples: Int?
+        if let info = try? String(contentsOfFile: dir + "/tailor_training.json", encoding: .utf8), let v = try? JSONValue.parse(info) {
+            examples = v["training_examples"]?.int
+        }
+        return (seconds, tps, peak, examples)
     }
 }
 

@@ -115,7 +115,9 @@ public enum Advisor {
            let ft = fresh.first(where: { $0.system == .tuned })?.metrics[m]?.mean {
             reasons.append(String(format: "On facts added after training, RAG scores %.3f and the fine-tuned model %.3f %@ (no retraining).", fr, ft, title))
         }
-        return Recommendation(system: choice, headline: gains.joined(separator: "; ") + "; " + why, reasons: reasons)
+        let head = gains.joined(separator: "; ")
+        let headline = head.isEmpty ? why : head + (why.hasPrefix("→") ? " " : "; ") + why
+        return Recommendation(system: choice, headline: headline, reasons: reasons)
     }
 }
 

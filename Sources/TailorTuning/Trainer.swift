@@ -274,7 +274,8 @@ public final class LoRATrainer {
             if state.step % evalEvery == 0 || last || stop {
                 if let vl = validationLoss() {
                     event.validationLoss = vl
-                    metrics.append(.object([("step", .int(state.step)), ("epoch", .double(epoch)), ("val_loss", .double(vl))]))
+                    metrics.append(.object([("step", .int(state.step)), ("epoch", .double(epoch)), ("val_loss", .double(vl)),
+                                            ("peak_rss", .int(DecoderBenchmark.peakResidentBytes()))]))
                     if vl < (state.bestValidationLoss ?? .infinity) {
                         state.bestValidationLoss = vl
                         state.bestStep = state.step
@@ -315,7 +316,8 @@ public final class LoRATrainer {
         try AdapterFiles.savePEFT(adapter, config: cfg, to: outputDirectory, baseModel: lm.name, dropout: options.dropout)
         try AdapterFiles.saveGGUF(adapter, config: cfg, to: outputDirectory + "/" + AdapterFiles.ggufName, name: lm.name + " LoRA")
         let info: JSONValue = .object([("base_model_file", .string(URL(fileURLWithPath: lm.path).lastPathComponent)),
-                                        ("base_model_name", .string(lm.name)), ("options", try JSONValue.encode(options))])
+                                        ("base_model_name", .string(lm.name)), ("training_examples", .int(train.count)),
+                                        ("validation_examples", .int(validation.count)), ("options", try JSONValue.encode(options))])
         try (info.serialized() + "\n").write(toFile: outputDirectory + "/tailor_training.json", atomically: true, encoding: .utf8)
     }
 

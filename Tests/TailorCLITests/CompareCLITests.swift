@@ -75,4 +75,25 @@ import Testing
         let bad = try cli.tailor(["compare", "--eval", data.appendingPathComponent("test-labels.jsonl").path, "--adapter", "x", "--train", "y"])
         #expect(bad.status != 0 && bad.err.contains("not both"))
     }
+
+    @Test func generationTaskOnTheBaseModelAlone() throws {
+        let dir = try temp()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let eval = dir.appendingPathComponent("gen.jsonl").path
+        try """
+            {"input": "Write a short headline for this news: The city council approved a new bike lane on Main Street.", "reference": "Council approves Main Street bike lane"}
+            {"input": "Write a short headline for this news: Heavy rain flooded several roads in the valley overnight.", "reference": "Overnight rain floods valley roads"}
+            """.write(toFile: eval, atomically: true, encoding: .utf8)
+        let r = try cli.tailor(["compare", "--eval", eval, "-o", dir.appendingPathComponent("r").path, "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let rep = try json(r.out)
+        #expect(rep["kind"] as? String == "generation")
+        let sums = try #require(rep["summaries"] as? [[String: Any]])
+        #expect(sums.count == 1)
+        let m = try #require(sums.first?["metrics"] as? [String: Any])
+        let rouge = try #require(m["rouge_l"] as? [String: Any]), chrf = try #require(m["chrf"] as? [String: Any])
+        #expect((rouge["mean"] as? Double ?? -1) >= 0 && (chrf["mean"] as? Double ?? 0) > 0, "\(m)")
+        let rec = try #require(rep["recommendation"] as? [String: Any])
+        #expect(rec["system"] as? String == "base")
+    }
 }
