@@ -257,7 +257,11 @@ public enum ReportWriter {
         s += String(format: "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/><line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>",
                         left, W - right, H - bottom, H - bottom, left, left, top, H - bottom)
         s += String(format: "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">latency p50 (ms)</text><text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">%.0f</text>", (left + W - right) / 2, H - 8, W - right, H - bottom + 16, maxX)
-        s += String(format: "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">%.2f</text>", left - 5, top + 4, maxY)
+        for k in 0...4 {
+            let v = maxY * Double(k) / 4
+            s += String(format: "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%.2f</text>", left - 5, py(v) + 4, v)
+        }
+        s += String(format: "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">0</text>", left, H - bottom + 16)
         for sum in sums {
             let e = sum.metrics[m]!
             s += String(format: "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#999\"/>", px(sum.latencyP50Ms), px(sum.latencyP50Ms), py(e.low), py(e.high))
