@@ -10,12 +10,7 @@ struct Compare: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Which approach fits? Compare base, RAG, fine-tuned and fine-tuned + RAG on your own evaluation set.",
         discussion: """
-        EVAL.jsonl holds one item per line: {"question", "answer"} (knowledge QA), {"input", "label"}
-        (classification) or {"input", "reference"} (generation). RAG needs a collection (-c) or
-        documents to index (--docs); fine-tuning needs an adapter (--adapter) or training data
-        (--train: any `tailor tune` format, or {"input", "label"} items, which train the model to
-        answer the evaluation prompt). The report (report.md, report.html, report.json) goes to -o;
-        run the same command again to resume an interrupted comparison.
+        EVAL.jsonl holds one item per line: {"question", "answer"} (knowledge QA), {"input", "label"} (classification) or {"input", "reference"} (generation). RAG needs a collection (-c) or documents to index (--docs); fine-tuning needs an adapter (--adapter) or training data (--train: any `tailor tune` format, or {"input", "label"} items, which train the model to answer the evaluation prompt). The report (report.md, report.html, report.json) goes to -o; run the same command again to resume an interrupted comparison.
         """)
 
     @Option(help: "Evaluation items (JSONL).") var eval: String

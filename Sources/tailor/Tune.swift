@@ -9,12 +9,7 @@ struct Tune: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fine-tune a model on your examples with LoRA (on the CPU).",
         discussion: """
-        DATA.jsonl holds one example per line: {"messages": [{"role", "content"}, ...]} (loss on the
-        assistant turns), {"prompt", "completion"}, {"instruction", "input", "output"}, or {"text"}
-        (continued pre-training on documents). The output directory gets the best adapter
-        (adapter_model.safetensors + adapter_config.json for PEFT, adapter.gguf for llama.cpp),
-        metrics.jsonl, loss.svg and a checkpoint; running the same command again resumes from it.
-        Use the adapter with `tailor chat --adapter DIR` or fold it in with `tailor merge`.
+        DATA.jsonl holds one example per line: {"messages": [{"role", "content"}, ...]} (loss on the assistant turns), {"prompt", "completion"}, {"instruction", "input", "output"}, or {"text"} (continued pre-training on documents). The output directory gets the best adapter (adapter_model.safetensors + adapter_config.json for PEFT, adapter.gguf for llama.cpp), metrics.jsonl, loss.svg and a checkpoint; running the same command again resumes from it. Use the adapter with `tailor chat --adapter DIR` or fold it in with `tailor merge`.
         """)
 
     @Argument(help: "Training examples (JSONL).") var data: String
