@@ -17,14 +17,7 @@ public enum VectorMath {
         guard n > 0 else { return }
         var mx = -Float.infinity
         for j in 0..<n { mx = max(mx, row[j]) }
-        var sum: Float = 0
-        var j = 0
-        #if TAILOR_AVX2
-        sum = AVX2Math.expSubSum(row, n, mx)
-        j = n / 8 * 8
-        #endif
-        while j < n { let e = exp(row[j] - mx); row[j] = e; sum += e; j += 1 }
-        let inv = 1 / sum
+        let inv = 1 / expSubtracting(row, n, mx)
         for k in 0..<n { row[k] *= inv }
     }
 
