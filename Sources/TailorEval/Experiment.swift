@@ -95,7 +95,7 @@ public final class Experiment {
             var results: [ItemResult] = []
             for (i, item) in set.items.enumerated() {
                 if shouldStop() { break }
-                let key = cacheKey(item)
+                let key = cacheKey(item, system: s)
                 if let r = cached[key] { results.append(r) } else {
                     let r = try run(s, item)
                     results.append(r)
@@ -168,9 +168,22 @@ public final class Experiment {
 
     // MARK: cache
 
-    func cacheKey(_ item: EvalItem) -> String {
+    /// What a system's answers depend on besides the item: the model file, the adapter's
+    /// weights, the collection's contents (its generation). A change makes new cache keys.
+    lazy var systemFingerprints: [SystemKind: String] = {
+        var adapterHash: UInt64 = 0xcbf2_9ce4_8422_2325
+        if let adapter {
+            for v in adapter.parameters { adapterHash = (adapterHash ^ UInt64(v.bitPattern)) &* 0x100_0000_01b3 }
+        }
+        let store = engine.map { e in "\(e.retriever.store.directory.path)@\((try? e.retriever.store.generation()) ?? -1)" } ?? ""
+        return [.base: model.path, .rag: model.path + "|" + store,
+                .tuned: model.path + "|" + String(adapterHash, radix: 16), .tunedRAG: model.path + "|" + String(adapterHash, radix: 16) + "|" + store]
+    }()
+
+    func cacheKey(_ item: EvalItem, system: SystemKind) -> String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in (item.id + "\u{1}" + prompt(item) + "\u{1}" + item.references.joined(separator: "\u{2}")).utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        let text = (systemFingerprints[system] ?? "") + "\u{1}" + item.id + "\u{1}" + prompt(item) + "\u{1}" + item.references.joined(separator: "\u{2}")
+        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         return String(h, radix: 16)
     }
 
