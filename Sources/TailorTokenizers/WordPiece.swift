@@ -86,6 +86,7 @@ public struct EncodedText: Sendable, Equatable {
     public var ids: [Int]
     public var typeIDs: [Int]
     public var count: Int { ids.count }
+    public init(ids: [Int], typeIDs: [Int]) { self.ids = ids; self.typeIDs = typeIDs }
 }
 
 public final class WordPieceTokenizer: Sendable {
