@@ -29,7 +29,13 @@ public final class SentenceEmbedder: Embedder, @unchecked Sendable {
     private let lock = NSLock()
 
     public var dimension: Int { encoder.config.hidden }
-    public var name: String { URL(fileURLWithPath: directory).lastPathComponent }
+    /// The model-cache name, or the absolute path of a model outside the cache (a tuned retriever),
+    /// so that a collection built with it finds it again.
+    public var name: String {
+        let url = URL(fileURLWithPath: directory).standardizedFileURL
+        let cache = ModelCache.directory.standardizedFileURL.path
+        return url.deletingLastPathComponent().path == cache ? url.lastPathComponent : url.path
+    }
 
     /// Loads a sentence-transformers model directory, by path or model-cache name
     /// (default: all-MiniLM-L6-v2).

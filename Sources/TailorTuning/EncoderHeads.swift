@@ -107,7 +107,9 @@ extension EncoderTrainingModel {
 /// passage j of the batch, target j = i. Passages past the queries' count are extra negatives.
 public enum RankingLoss {
     /// Summed loss over the queries and the gradients w.r.t. the query and passage embeddings.
-    public static func multipleNegatives(queries q: [Float], passages p: [Float], dimension H: Int, scale: Float = 20)
+    /// `passageKeys` (optional, one per passage) marks passages that are the same text: another
+    /// query's copy of a query's own passage is not counted as its negative.
+    public static func multipleNegatives(queries q: [Float], passages p: [Float], dimension H: Int, scale: Float = 20, passageKeys: [Int]? = nil)
         -> (loss: Double, dQueries: [Float], dPassages: [Float], correct: Int) {
         let Q = q.count / H, N = p.count / H
         precondition(N >= Q)
@@ -115,13 +117,16 @@ public enum RankingLoss {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(Q), Int32(N), Int32(H), scale, q, Int32(H), p, Int32(H), 0, &s, Int32(N))
         var loss = 0.0, correct = 0
         var ds = [Float](repeating: 0, count: Q * N)
+        if let keys = passageKeys {
+            for i in 0..<Q { for j in 0..<N where j != i && keys[j] >= 0 && keys[j] == keys[i] { s[i * N + j] = -.infinity } }
+        }
         for i in 0..<Q {
             let row = s[(i * N)..<((i + 1) * N)]
             let m = row.max()!
             let sum = row.reduce(Float(0)) { $0 + exp($1 - m) }
             loss += Double(m + log(sum) - s[i * N + i])
             if s[i * N + i] >= m { correct += 1 }
-            for j in 0..<N { ds[i * N + j] = scale * (exp(s[i * N + j] - m) / sum - (i == j ? 1 : 0)) }
+            for j in 0..<N { ds[i * N + j] = scale * (exp(s[i * N + j] - m) / sum - (i == j ? 1 : 0)) }   // exp(−∞) = 0
         }
         var dq = [Float](repeating: 0, count: Q * H), dp = [Float](repeating: 0, count: N * H)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(Q), Int32(H), Int32(N), 1, ds, Int32(N), p, Int32(H), 0, &dq, Int32(H))

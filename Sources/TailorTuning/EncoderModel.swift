@@ -86,9 +86,9 @@ public final class EncoderTrainingModel: @unchecked Sendable {
         type = add("embeddings.token_type_embeddings.weight", [config.typeVocabulary, H])
         embG = add("embeddings.LayerNorm.weight", [H]); embB = add("embeddings.LayerNorm.bias", [H])
         var ls: [Layer] = []
-        var firstTrained = at
+        var firstTrained = self.frozenLayers == 0 ? 0 : at
         for l in 0..<config.layers {
-            if l == self.frozenLayers { firstTrained = at }
+            if l == self.frozenLayers && l > 0 { firstTrained = at }
             let p = "encoder.layer.\(l)."
             var o = Layer()
             // query, key and value side by side: one [3H × H] matrix and one [3H] bias.

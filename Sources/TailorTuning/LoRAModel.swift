@@ -45,11 +45,13 @@ public enum TuningError: Error, CustomStringConvertible {
     case badOption(String)
     case badCheckpoint(path: String, reason: String)
     case badAdapter(path: String, reason: String)
+    case badData(String)
 
     public var description: String {
         switch self {
         case .unsupportedModel(let m): return m
         case .badOption(let m): return m
+        case .badData(let m): return m
         case let .badCheckpoint(path, reason): return "\(path): \(reason)"
         case let .badAdapter(path, reason): return "\(path): \(reason)"
         }

@@ -60,6 +60,9 @@ public struct TrainingEvent: Sendable {
     public var eta: Double
     public var improved = false
     public var resumedFrom: Int?
+    /// Encoder training counts examples, not tokens.
+    public var samplesPerSecond: Double? = nil
+    public var validationAccuracy: Double? = nil
 }
 
 public struct TrainingSummary: Sendable {
@@ -284,7 +287,7 @@ public final class LoRATrainer {
                         try saveAdapter()
                     } else {
                         state.badEvaluations += 1
-                        if state.badEvaluations >= options.patience { state.stoppedEarly = true }
+                        if state.badEvaluations >= options.patience && state.step < totalSteps { state.stoppedEarly = true }
                     }
                     event.bestValidationLoss = state.bestValidationLoss
                 } else {
@@ -355,7 +358,7 @@ public final class LoRATrainer {
         return state
     }
 
-    static func differences(_ a: TuneOptions, _ b: TuneOptions) -> String {
+    static func differences<T: Encodable>(_ a: T, _ b: T) -> String {
         let ea = (try? JSONValue.encode(a)) ?? .null, eb = (try? JSONValue.encode(b)) ?? .null
         guard case .object(let x) = ea, case .object(let y) = eb else { return "?" }
         let diffs = x.compactMap { k, va -> String? in

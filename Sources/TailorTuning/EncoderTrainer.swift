@@ -1,0 +1,462 @@
+// Fine-tuning a BERT encoder: as a text classifier (`tailor tune-classifier`) or as a retriever
+// (`tailor tune-retriever`). The safeguards are the LoRA trainer's: a validation set measured at
+// the start and every few steps, early stopping, the best model kept, and atomic checkpoints
+// (weights, Adam moments, state) from which a re-run resumes bit for bit. The optimizer is AdamW
+// (no decay on biases and LayerNorm), with linear warm-up and linear decay, as Hugging Face's
+// Trainer defaults. The result is a Hugging Face model directory: BertForSequenceClassification
+// for a classifier, a sentence-transformers model for a retriever.
+import Foundation
+import TailorFormats
+import TailorKernels
+import TailorModels
+import TailorTokenizers
+
+// MARK: data
+
+/// One labelled text of a classification file: `{"text": …, "label": …}` (`input` for `text`).
+public struct LabelledText: Sendable, Equatable {
+    public var text: String
+    public var label: String
+    public init(text: String, label: String) { self.text = text; self.label = label }
+
+    public static func load(_ path: String) throws -> [LabelledText] {
+        try JSONLines.read(path) { o, where_ in
+            guard let text = o["text"]?.string ?? o["input"]?.string else {
+                throw TuningError.badData("\(where_): needs a \"text\" (or \"input\") string, e.g. {\"text\": \"A warm, funny film.\", \"label\": \"positive\"}")
+            }
+            guard let label = o["label"]?.string ?? o["label"]?.int.map(String.init) else {
+                throw TuningError.badData("\(where_): needs a \"label\" (a string or an integer)")
+            }
+            return LabelledText(text: text, label: label)
+        }
+    }
+}
+
+/// A (query, passage) pair for retriever training: `{"query", "passage"}`; `question`/`anchor`
+/// for the query, `positive`/`document` for the passage; an optional `negative` passage.
+public struct TextPair: Sendable, Equatable, Codable {
+    public var query: String
+    public var passage: String
+    public var negative: String?
+    public init(query: String, passage: String, negative: String? = nil) { self.query = query; self.passage = passage; self.negative = negative }
+
+    public static func load(_ path: String) throws -> [TextPair] {
+        try JSONLines.read(path) { o, where_ in
+            guard let q = o["query"]?.string ?? o["question"]?.string ?? o["anchor"]?.string else {
+                throw TuningError.badData("\(where_): needs a \"query\" string, e.g. {\"query\": \"what lowers blood pressure\", \"passage\": \"…\"}")
+            }
+            guard let p = o["passage"]?.string ?? o["positive"]?.string ?? o["document"]?.string else {
+                throw TuningError.badData("\(where_): needs a \"passage\" string (the text that answers the query)")
+            }
+            return TextPair(query: q, passage: p, negative: o["negative"]?.string)
+        }
+    }
+}
+
+enum JSONLines {
+    /// Each non-empty line of a JSONL file through `parse(object, "file:line")`.
+    static func read<T>(_ path: String, _ parse: (JSONValue, String) throws -> T) throws -> [T] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw TuningError.badData("\(path): cannot read the file") }
+        var out: [T] = []
+        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let s = line.trimmingCharacters(in: .whitespaces)
+            if s.isEmpty { continue }
+            let where_ = "\(path):\(i + 1)"
+            guard let o = try? JSONValue.parse(s), case .object = o else { throw TuningError.badData("\(where_): not a JSON object") }
+            out.append(try parse(o, where_))
+        }
+        guard !out.isEmpty else { throw TuningError.badData("\(path): no examples") }
+        return out
+    }
+}
+
+// MARK: options
+
+public struct EncoderTuneOptions: Codable, Equatable, Sendable {
+    public var epochs = 3
+    public var learningRate: Float = 5e-5
+    public var batchSize = 16
+    public var accumulation = 1
+    public var maxLength = 128
+    public var warmupRatio: Float = 0.1
+    public var weightDecay: Float = 0.01
+    public var clipNorm: Float = 1.0
+    public var dropout: Float = 0.1
+    /// Embeddings and the first N layers are not trained.
+    public var freezeLayers = 0
+    public var evalEvery: Int?
+    public var patience = 3
+    public var seed: UInt64 = 42
+    public var maxSteps: Int?
+    /// Retrieval: the similarity scale of the ranking loss (sentence-transformers' 20).
+    public var scale: Float = 20
+    public init() {}
+
+    public func validate(layers: Int) throws {
+        func bad(_ s: String) -> TuningError { .badOption(s) }
+        guard epochs > 0 else { throw bad("--epochs must be at least 1") }
+        guard learningRate > 0, learningRate < 1 else { throw bad("--lr must be between 0 and 1 (typical encoder rates are 2e-5 to 1e-4)") }
+        guard batchSize > 1 || accumulation > 0 else { throw bad("--batch must be at least 1") }
+        guard batchSize > 0, accumulation > 0 else { throw bad("--batch and --accumulate must be at least 1") }
+        guard maxLength >= 4 else { throw bad("--max-len must be at least 4 tokens") }
+        guard dropout >= 0, dropout < 1 else { throw bad("--dropout must be in [0, 1)") }
+        guard freezeLayers >= 0, freezeLayers <= layers else { throw bad("--freeze-layers must be between 0 and \(layers) (the encoder's layers)") }
+        guard patience > 0 else { throw bad("--patience must be at least 1") }
+        if let e = evalEvery, e <= 0 { throw bad("--eval-every must be at least 1") }
+    }
+}
+
+public enum EncoderTask: Sendable, Equatable {
+    case classification(labels: [String])
+    case retrieval
+}
+
+public struct EncoderValidation: Sendable {
+    public var loss: Double
+    /// Classification: accuracy; retrieval: how often the query's own passage ranks first in its batch.
+    public var accuracy: Double
+}
+
+public struct EncoderTrainingSummary: Sendable {
+    public var steps: Int
+    public var stoppedEarly: Bool
+    public var bestStep: Int?
+    public var best: EncoderValidation?
+    public var initial: EncoderValidation?
+    public var seconds: Double
+    public var samplesPerSecond: Double
+    public var trainedSamples: Int
+    public var resumedFrom: Int?
+}
+
+// MARK: trainer
+
+public final class EncoderTrainer {
+    public let task: EncoderTask
+    public let options: EncoderTuneOptions
+    public let model: EncoderTrainingModel
+    public let sourceDirectory: String
+    public let outputDirectory: String
+    let tokenizer: any EncoderTokenizer
+    /// Classification: (text, label index); retrieval: (query, passage, negative?).
+    let trainItems: [[EncodedText]], trainTargets: [Int]
+    let valItems: [[EncodedText]], valTargets: [Int]
+    public var stopRequested: () -> Bool = { false }
+    public var afterCheckpoint: (Int) throws -> Void = { _ in }
+    var m: [Float], v: [Float]
+    public let stepsPerEpoch: Int, totalSteps: Int, evalEvery: Int
+
+    public static let checkpointName = "checkpoint.safetensors"
+    public static let metricsName = "metrics.jsonl"
+
+    /// A classifier trainer; `labels` fixes the label order (default: sorted labels of the training data).
+    public convenience init(classifierFrom encoder: String, train: [LabelledText], validation: [LabelledText], labels: [String]? = nil,
+                            options: EncoderTuneOptions, outputDirectory: String, threads: Int = ThreadPool.availableCores) throws {
+        let labels = labels ?? Array(Set(train.map(\.label))).sorted()
+        guard labels.count >= 2 else { throw TuningError.badData("the training data has \(labels.count) label(s); a classifier needs at least two") }
+        for (name, set) in [("training", train), ("validation", validation)] {
+            if let bad = set.first(where: { !labels.contains($0.label) }) {
+                throw TuningError.badData("\(name) label \"\(bad.label)\" is not one of the labels \(labels.joined(separator: ", ")); fix the data or --labels")
+            }
+        }
+        try self.init(task: .classification(labels: labels), encoder: encoder, options: options, outputDirectory: outputDirectory, threads: threads) { tok, len in
+            (train.map { [tok.encode($0.text, maxLength: len)] }, train.map { labels.firstIndex(of: $0.label)! },
+             validation.map { [tok.encode($0.text, maxLength: len)] }, validation.map { labels.firstIndex(of: $0.label)! })
+        }
+    }
+
+    /// A retriever trainer on (query, passage) pairs.
+    public convenience init(retrieverFrom encoder: String, train: [TextPair], validation: [TextPair],
+                            options: EncoderTuneOptions, outputDirectory: String, threads: Int = ThreadPool.availableCores) throws {
+        func items(_ t: any EncoderTokenizer, _ len: Int, _ pairs: [TextPair]) -> [[EncodedText]] {
+            pairs.map { p in [t.encode(p.query, maxLength: len), t.encode(p.passage, maxLength: len)] + (p.negative.map { [t.encode($0, maxLength: len)] } ?? []) }
+        }
+        // Passages that occur twice are not each other's negatives: the target carries the passage's identity.
+        var ids: [String: Int] = [:]
+        func key(_ p: TextPair) -> Int { if let k = ids[p.passage] { return k }; ids[p.passage] = ids.count; return ids.count - 1 }
+        let tk = train.map(key), vk = validation.map(key)
+        try self.init(task: .retrieval, encoder: encoder, options: options, outputDirectory: outputDirectory, threads: threads) { tok, len in
+            (items(tok, len, train), tk, items(tok, len, validation), vk)
+        }
+    }
+
+    init(task: EncoderTask, encoder: String, options: EncoderTuneOptions, outputDirectory: String, threads: Int,
+         data: (any EncoderTokenizer, Int) throws -> ([[EncodedText]], [Int], [[EncodedText]], [Int])) throws {
+        self.task = task
+        self.options = options
+        sourceDirectory = encoder
+        self.outputDirectory = outputDirectory
+        let labels: Int
+        if case .classification(let l) = task { labels = l.count } else { labels = 0 }
+        model = try EncoderTrainingModel(directory: encoder, labels: labels, frozenLayers: options.freezeLayers, dropout: options.dropout,
+                                         seed: options.seed, threads: threads)
+        try options.validate(layers: model.config.layers)
+        tokenizer = try EncoderTokenizers.load(directory: encoder)
+        let maxLen = min(options.maxLength, model.config.maxPositions - model.config.positionOffset)
+        (trainItems, trainTargets, valItems, valTargets) = try data(tokenizer, maxLen)
+        guard !trainItems.isEmpty else { throw TuningError.badData("no training examples") }
+        if task == .retrieval && options.batchSize < 2 { throw TuningError.badOption("--batch must be at least 2: the other passages of a batch are each query's negatives") }
+        m = [Float](repeating: 0, count: model.trainable.count)
+        v = m
+        let perStep = options.batchSize * options.accumulation
+        stepsPerEpoch = max(1, (trainItems.count + perStep - 1) / perStep)
+        totalSteps = min(options.maxSteps ?? Int.max, stepsPerEpoch * options.epochs)
+        evalEvery = options.evalEvery ?? max(1, stepsPerEpoch / 2)
+    }
+
+    public var trainingCount: Int { trainItems.count }
+    public var validationCount: Int { valItems.count }
+
+    // MARK: schedule and optimizer
+
+    /// Linear warm-up to the peak rate, then linear decay to zero at the last step.
+    public func learningRate(step s: Int) -> Float {
+        let warm = Int((options.warmupRatio * Float(totalSteps)).rounded(.up))
+        if s < warm { return options.learningRate * Float(s + 1) / Float(warm) }
+        return options.learningRate * max(0, Float(totalSteps - s) / Float(max(1, totalSteps - warm)))
+    }
+
+    func examples(step s: Int) -> [[Int]] {
+        let e = s / stepsPerEpoch, within = s % stepsPerEpoch
+        var rng = SplitMix64(seed: options.seed &+ UInt64(e) &* 0x9E37_79B9)
+        var order = Array(trainItems.indices)
+        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        let perStep = options.batchSize * options.accumulation
+        let chunk = Array(order[(within * perStep)..<min(order.count, (within + 1) * perStep)])
+        return stride(from: 0, to: chunk.count, by: options.batchSize).map { Array(chunk[$0..<min(chunk.count, $0 + options.batchSize)]) }
+    }
+
+    /// Loss (summed), examples and correct predictions of one batch of `items`.
+    func run(_ idx: [Int], items: [[EncodedText]], targets: [Int], backward: Bool, seed: UInt64?) throws -> (loss: Double, count: Int, correct: Int) {
+        switch task {
+        case .classification:
+            let batch = EncoderBatch(idx.map { items[$0][0] })
+            let t = idx.map { targets[$0] }
+            let r = try model.classify(batch, targets: t, backward: backward, dropoutSeed: seed)
+            let K = model.labelCount
+            let correct = t.indices.filter { i in
+                let row = r.logits[(i * K)..<((i + 1) * K)]
+                return row.indices.max { row[$0] < row[$1] }! - i * K == t[i]
+            }.count
+            return (r.loss, idx.count, correct)
+        case .retrieval:
+            let Q = idx.count
+            let negatives = idx.compactMap { items[$0].count > 2 ? items[$0][2] : nil }
+            let batch = EncoderBatch(idx.map { items[$0][0] } + idx.map { items[$0][1] } + negatives)
+            let e = try model.embed(batch, dropoutSeed: seed)
+            let H = model.config.hidden
+            let keys = idx.map { targets[$0] } + [Int](repeating: -1, count: negatives.count)
+            let r = RankingLoss.multipleNegatives(queries: Array(e.embeddings[0..<(Q * H)]), passages: Array(e.embeddings[(Q * H)...]),
+                                                  dimension: H, scale: options.scale, passageKeys: keys)
+            if backward { model.embeddingBackward(r.dQueries + r.dPassages, embeddings: e.embeddings, norms: e.norms) }
+            return (r.loss, Q, r.correct)
+        }
+    }
+
+    func step(_ s: Int) throws -> (loss: Double, gradNorm: Float, samples: Int) {
+        let T = model.trainable, G = model.gradients
+        (G + T.lowerBound).update(repeating: 0, count: T.count)
+        var loss = 0.0, count = 0
+        for (i, micro) in examples(step: s).enumerated() {
+            let seed = options.seed &+ UInt64(s) &* 0x1000_0001 &+ UInt64(i)
+            let r = try run(micro, items: trainItems, targets: trainTargets, backward: true, seed: seed)
+            loss += r.loss; count += r.count
+        }
+        let n = Float(max(count, 1))
+        var norm2: Double = 0
+        for i in T { G[i] /= n; norm2 += Double(G[i] * G[i]) }
+        let norm = Float(norm2.squareRoot())
+        let clip: Float = options.clipNorm > 0 && norm > options.clipNorm ? options.clipNorm / (norm + 1e-6) : 1
+        adamW(step: s, lr: learningRate(step: s), gradScale: clip)
+        return (count > 0 ? loss / Double(count) : 0, norm, count)
+    }
+
+    func adamW(step s: Int, lr: Float, gradScale: Float) {
+        let b1: Float = 0.9, b2: Float = 0.999, eps: Float = 1e-8
+        let t = Float(s + 1)
+        let c1 = 1 - pow(b1, t), c2 = 1 - pow(b2, t)
+        let P = model.parameters, G = model.gradients, base = model.trainable.lowerBound
+        let tensors = model.tensors.filter { $0.offset >= base }
+        m.withUnsafeMutableBufferPointer { mp in v.withUnsafeMutableBufferPointer { vp in
+            let M = mp.baseAddress!, V = vp.baseAddress!
+            model.pool.dispatch(tensors.count) { ti in
+                let tensor = tensors[ti]
+                let wd: Float = tensor.decays ? options.weightDecay : 0
+                for i in tensor.offset..<(tensor.offset + tensor.count) {
+                    let j = i - base, g = G[i] * gradScale
+                    P[i] -= lr * wd * P[i]
+                    M[j] = b1 * M[j] + (1 - b1) * g
+                    V[j] = b2 * V[j] + (1 - b2) * g * g
+                    P[i] -= lr * (M[j] / c1) / ((V[j] / c2).squareRoot() + eps)
+                }
+            }
+        } }
+    }
+
+    /// Loss per example and accuracy on the validation set (no dropout).
+    public func validate() throws -> EncoderValidation? {
+        guard !valItems.isEmpty else { return nil }
+        var loss = 0.0, count = 0, correct = 0
+        for i in stride(from: 0, to: valItems.count, by: options.batchSize) {
+            let r = try run(Array(i..<min(valItems.count, i + options.batchSize)), items: valItems, targets: valTargets, backward: false, seed: nil)
+            loss += r.loss; count += r.count; correct += r.correct
+        }
+        return EncoderValidation(loss: loss / Double(max(count, 1)), accuracy: Double(correct) / Double(max(count, 1)))
+    }
+
+    // MARK: the loop
+
+    struct State: Codable {
+        var step = 0
+        var bestLoss: Double?
+        var bestAccuracy: Double?
+        var bestStep: Int?
+        var initialLoss: Double?
+        var initialAccuracy: Double?
+        var badEvaluations = 0
+        var trainedSamples = 0
+        var seconds = 0.0
+        var stoppedEarly = false
+        var options: EncoderTuneOptions
+        var dataFingerprint: UInt64
+    }
+
+    var dataFingerprint: UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ x: Int) { h = (h ^ UInt64(bitPattern: Int64(x))) &* 0x100_0000_01b3 }
+        if case .classification(let labels) = task { for l in labels { for b in l.utf8 { mix(Int(b)) }; mix(-3) } }
+        for (items, targets) in [(trainItems, trainTargets), (valItems, valTargets)] {
+            for (it, t) in zip(items, targets) { for e in it { e.ids.forEach(mix); mix(-1) }; mix(t); mix(-2) }
+            mix(-4)
+        }
+        return h
+    }
+
+    var checkpointPath: String { outputDirectory + "/" + EncoderTrainer.checkpointName }
+
+    @discardableResult
+    public func run(_ report: (TrainingEvent) -> Void = { _ in }) throws -> EncoderTrainingSummary {
+        try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+        var state = State(options: options, dataFingerprint: dataFingerprint)
+        var resumedFrom: Int?
+        if FileManager.default.fileExists(atPath: checkpointPath) {
+            state = try loadCheckpoint()
+            resumedFrom = state.step
+        }
+        var metrics = try MetricsLog(path: outputDirectory + "/" + EncoderTrainer.metricsName, keepThroughStep: resumedFrom ?? -1)
+        if resumedFrom == nil {
+            if let v0 = try validate() {
+                state.initialLoss = v0.loss; state.initialAccuracy = v0.accuracy
+                state.bestLoss = v0.loss; state.bestAccuracy = v0.accuracy; state.bestStep = 0
+                try save()
+                metrics.append(.object([("step", .int(0)), ("epoch", .double(0)), ("val_loss", .double(v0.loss)), ("val_accuracy", .double(v0.accuracy))]))
+                report(TrainingEvent(step: 0, totalSteps: totalSteps, epoch: 0, validationLoss: v0.loss, learningRate: learningRate(step: 0),
+                                     tokensPerSecond: 0, elapsed: 0, eta: 0, validationAccuracy: v0.accuracy))
+            }
+        } else if let r = resumedFrom {
+            report(TrainingEvent(step: r, totalSteps: totalSteps, epoch: Double(r) / Double(stepsPerEpoch), bestValidationLoss: state.bestLoss,
+                                 learningRate: learningRate(step: r), tokensPerSecond: 0, elapsed: state.seconds, eta: 0, resumedFrom: r))
+        }
+        let startSeconds = state.seconds
+        let clock = ContinuousClock(), t0 = clock.now
+        var runSamples = 0, trainSeconds = 0.0
+        while state.step < totalSteps && !state.stoppedEarly {
+            let s = state.step
+            let ts = clock.now
+            let r = try step(s)
+            trainSeconds += (clock.now - ts).seconds
+            state.step = s + 1
+            state.trainedSamples += r.samples
+            runSamples += r.samples
+            let runSeconds = (clock.now - t0).seconds
+            state.seconds = startSeconds + runSeconds
+            let sps = Double(runSamples) / max(trainSeconds, 1e-9)
+            let epoch = Double(state.step) / Double(stepsPerEpoch)
+            let eta = runSeconds / Double(state.step - (resumedFrom ?? 0)) * Double(totalSteps - state.step)
+            var event = TrainingEvent(step: state.step, totalSteps: totalSteps, epoch: epoch, loss: r.loss, bestValidationLoss: state.bestLoss,
+                                      learningRate: learningRate(step: s), gradNorm: r.gradNorm, tokensPerSecond: 0, elapsed: state.seconds, eta: eta,
+                                      samplesPerSecond: sps)
+            metrics.append(.object([("step", .int(state.step)), ("epoch", .double(epoch)), ("loss", .double(r.loss)),
+                                    ("lr", .double(Double(learningRate(step: s)))), ("grad_norm", .double(Double(r.gradNorm))),
+                                    ("samples", .int(r.samples)), ("samples_per_second", .double(sps)), ("elapsed", .double(state.seconds))]))
+            let stop = stopRequested()
+            if state.step % evalEvery == 0 || state.step == totalSteps || stop {
+                if let val = try validate() {
+                    event.validationLoss = val.loss
+                    event.validationAccuracy = val.accuracy
+                    metrics.append(.object([("step", .int(state.step)), ("epoch", .double(epoch)), ("val_loss", .double(val.loss)),
+                                            ("val_accuracy", .double(val.accuracy)), ("peak_rss", .int(DecoderBenchmark.peakResidentBytes()))]))
+                    if val.loss < (state.bestLoss ?? .infinity) {
+                        state.bestLoss = val.loss; state.bestAccuracy = val.accuracy; state.bestStep = state.step
+                        state.badEvaluations = 0
+                        event.improved = true
+                        try save()
+                    } else {
+                        state.badEvaluations += 1
+                        if state.badEvaluations >= options.patience && state.step < totalSteps { state.stoppedEarly = true }
+                    }
+                    event.bestValidationLoss = state.bestLoss
+                } else {
+                    try save()
+                }
+                try metrics.flush()
+                try LossCurve.write(metrics: metrics.lines, to: outputDirectory + "/" + LoRATrainer.curveName)
+                try saveCheckpoint(state)
+                report(event)
+                try afterCheckpoint(state.step)
+            } else {
+                report(event)
+            }
+            if stop { break }
+        }
+        try metrics.flush()
+        try LossCurve.write(metrics: metrics.lines, to: outputDirectory + "/" + LoRATrainer.curveName)
+        return EncoderTrainingSummary(
+            steps: state.step, stoppedEarly: state.stoppedEarly, bestStep: state.bestStep,
+            best: state.bestLoss.map { EncoderValidation(loss: $0, accuracy: state.bestAccuracy ?? 0) },
+            initial: state.initialLoss.map { EncoderValidation(loss: $0, accuracy: state.initialAccuracy ?? 0) },
+            seconds: state.seconds, samplesPerSecond: runSamples > 0 ? Double(runSamples) / max(trainSeconds, 1e-9) : 0,
+            trainedSamples: state.trainedSamples, resumedFrom: resumedFrom)
+    }
+
+    /// Writes the current model to the output directory (Hugging Face layout).
+    public func save() throws {
+        try EncoderExport.write(model, task: task, source: sourceDirectory, to: outputDirectory,
+                                training: .object([("base_model", .string(URL(fileURLWithPath: sourceDirectory).lastPathComponent)),
+                                                   ("training_examples", .int(trainItems.count)), ("validation_examples", .int(valItems.count)),
+                                                   ("options", try JSONValue.encode(options))]))
+    }
+
+    // MARK: checkpoints
+
+    func saveCheckpoint(_ state: State) throws {
+        var w = SafetensorsWriter()
+        w.metadata = [("tailor_state", String(decoding: try JSONEncoder().encode(state), as: UTF8.self))]
+        let T = model.trainable
+        w.add("parameters", shape: [T.count], floats: Array(UnsafeBufferPointer(start: model.parameters + T.lowerBound, count: T.count)))
+        w.add("adam_m", shape: [m.count], floats: m)
+        w.add("adam_v", shape: [v.count], floats: v)
+        try w.write(to: checkpointPath)
+    }
+
+    func loadCheckpoint() throws -> State {
+        let p = checkpointPath
+        func bad(_ r: String) -> TuningError { .badCheckpoint(path: p, reason: r) }
+        let f: SafetensorsFile
+        do { f = try SafetensorsFile(path: p) } catch { throw bad("\(error); delete it (or pass --fresh) to start over") }
+        guard let json = f.metadata["tailor_state"], let state = try? JSONDecoder().decode(State.self, from: Data(json.utf8)) else {
+            throw bad("no training state in the checkpoint; delete it (or pass --fresh) to start over")
+        }
+        guard state.options == options else {
+            throw bad("it was made with other options (\(LoRATrainer.differences(state.options, options))); run with the same options to resume, or pass --fresh to start over")
+        }
+        guard state.dataFingerprint == dataFingerprint else { throw bad("it was made from other training or validation data or labels; pass --fresh to start over") }
+        let T = model.trainable
+        let params: [Float], mm: [Float], vv: [Float]
+        do { params = try f.floats("parameters"); mm = try f.floats("adam_m"); vv = try f.floats("adam_v") } catch { throw bad("\(error)") }
+        guard params.count == T.count, mm.count == m.count, vv.count == v.count else { throw bad("its tensors do not fit this model") }
+        params.withUnsafeBufferPointer { (model.parameters + T.lowerBound).update(from: $0.baseAddress!, count: T.count) }
+        m = mm; v = vv
+        return state
+    }
+}
