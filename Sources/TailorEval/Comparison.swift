@@ -17,6 +17,12 @@ public struct ComparisonConfig: Sendable {
     public var adapter: String?
     public var train: String?
     public var tune = TuneOptions()
+    /// An encoder classifier (a `tailor tune-classifier` directory) for classification sets.
+    public var classifier: String?
+    /// Train an encoder classifier from the labelled --train items (into OUT/classifier).
+    public var tuneClassifier: EncoderTuneOptions?
+    /// The encoder it starts from (default: all-MiniLM-L6-v2).
+    public var classifierEncoder: String?
     public var experiment = ExperimentOptions()
     public var freshDocuments: [String] = []
     public var freshEval: String?
@@ -93,7 +99,28 @@ public final class Comparison {
         if engine == nil { notes.append("No collection (-c) or documents (--docs): the RAG systems are not run.") }
         if adapter == nil { notes.append("No adapter (--adapter) or training data (--train): the fine-tuned systems are not run.") }
 
+        var classifier: SequenceClassifier?
+        if set.kind == .classification {
+            var dir = config.classifier
+            if dir == nil, let o = config.tuneClassifier, let t = config.train {
+                dir = try trainClassifier(t, labels: options.labels ?? set.labels, options: o, costs: &costs, report)
+            } else if let d = dir, let log = EncoderTrainingLog.costs(directory: d) {
+                costs.classifierTrainingSeconds = log.seconds; costs.classifierExamplesPerSecond = log.examplesPerSecond
+            }
+            if let dir {
+                let c = try SequenceClassifier(directory: dir, threads: config.threads)
+                let missing = Set(set.labels).subtracting(c.labels)
+                guard missing.isEmpty else {
+                    throw TuningError.badData("the classifier \(dir) does not know the labels \(missing.sorted().joined(separator: ", ")) of \(config.evalPath) (it has \(c.labels.joined(separator: ", ")))")
+                }
+                costs.classifierBytes = (try? FileManager.default.attributesOfItem(atPath: dir + "/model.safetensors")[.size] as? Int) ?? nil
+                classifier = c
+                notes.append("The encoder classifier is \(dir) (\(c.encoder.config.layers) layers, \(c.encoder.config.hidden) wide).")
+            }
+        }
+        saveCosts(costs)
         let exp = Experiment(model: lm, set: set, engine: engine, adapter: adapter, options: options, cacheDirectory: out + "/results")
+        exp.classifier = classifier
         exp.shouldStop = shouldStop
         try FileManager.default.createDirectory(atPath: out + "/results", withIntermediateDirectories: true)
         let results = try exp.run { s, d, n in report(.items(system: s, done: d, total: n, fresh: false)) }
@@ -188,6 +215,31 @@ public final class Comparison {
         return try AdapterFiles.load(dir, for: llama.config)
     }
 
+    /// Trains (or resumes) an encoder classifier on the labelled training items into OUT/classifier.
+    func trainClassifier(_ path: String, labels: [String], options o: EncoderTuneOptions, costs: inout Costs,
+                         _ report: (ComparisonEvent) -> Void) throws -> String {
+        var items = try LabelledText.load(path)
+        var val: [LabelledText] = []
+        if items.count >= 20 {
+            var rng = SplitMix64(seed: o.seed)
+            for i in stride(from: items.count - 1, to: 0, by: -1) { items.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+            let n = min(200, max(2, items.count / 10))
+            val = Array(items.suffix(n)); items.removeLast(n)
+        }
+        let dir = out + "/classifier"
+        let encoder = try ModelCache.resolve(config.classifierEncoder, default: ModelCache.defaultEmbeddingModel)
+        let trainer = try EncoderTrainer(classifierFrom: encoder, train: items, validation: val, labels: labels, options: o,
+                                         outputDirectory: dir, threads: config.threads)
+        trainer.stopRequested = shouldStop
+        let s = try trainer.run { report(.training($0)) }
+        if shouldStop() { throw CancellationError() }
+        if s.resumedFrom == nil || costs.classifierTrainingSeconds == nil {
+            costs.classifierTrainingSeconds = s.seconds
+            costs.classifierExamplesPerSecond = s.samplesPerSecond
+        }
+        return dir
+    }
+
     func loadCosts() -> Costs {
         guard let d = try? Data(contentsOf: URL(fileURLWithPath: out + "/costs.json")) else { return Costs() }
         return (try? JSONDecoder().decode(Costs.self, from: d)) ?? Costs()
@@ -195,6 +247,16 @@ public final class Comparison {
 
     func saveCosts(_ c: Costs) {
         if let d = try? JSONEncoder().encode(c) { try? d.write(to: URL(fileURLWithPath: out + "/costs.json"), options: .atomic) }
+    }
+}
+
+/// What `tailor tune-classifier` logged about the run that made a classifier.
+public enum EncoderTrainingLog {
+    public static func costs(directory dir: String) -> (seconds: Double, examplesPerSecond: Double?)? {
+        guard let text = try? String(contentsOfFile: dir + "/" + EncoderTrainer.metricsName, encoding: .utf8) else { return nil }
+        let lines = text.split(separator: "\n").compactMap { try? JSONValue.parse(String($0)) }
+        guard let last = lines.last(where: { $0["elapsed"] != nil }), let secs = last["elapsed"]?.double else { return nil }
+        return (secs, last["samples_per_second"]?.double)
     }
 }
 

@@ -10,14 +10,18 @@ import TailorTuning
 
 public enum SystemKind: String, Codable, CaseIterable, Sendable {
     case base, rag = "base+rag", tuned, tunedRAG = "tuned+rag"
+    /// A fine-tuned encoder (BERT-family) classifier: classification tasks only.
+    case classifier = "encoder-classifier"
     public var usesRetrieval: Bool { self == .rag || self == .tunedRAG }
     public var usesAdapter: Bool { self == .tuned || self == .tunedRAG }
+    public var needsTraining: Bool { usesAdapter || self == .classifier }
     public var title: String {
         switch self {
         case .base: return "Base model"
         case .rag: return "RAG"
         case .tuned: return "Fine-tuned"
         case .tunedRAG: return "Fine-tuned + RAG"
+        case .classifier: return "Fine-tuned encoder classifier"
         }
     }
 }
@@ -51,6 +55,8 @@ public final class Experiment {
     public var options: ExperimentOptions
     public let engine: QueryEngine?
     public let adapter: LoRAAdapter?
+    /// A fine-tuned encoder classifier (classification sets only).
+    public var classifier: SequenceClassifier?
     /// Where per-item results are cached (nil: no cache).
     public let cacheDirectory: String?
     public var shouldStop: () -> Bool = { false }
@@ -69,7 +75,10 @@ public final class Experiment {
 
     /// The systems this experiment can run: retrieval needs a collection, tuned ones an adapter.
     public var systems: [SystemKind] {
-        SystemKind.allCases.filter { (!$0.usesRetrieval || engine != nil) && (!$0.usesAdapter || adapter != nil) }
+        SystemKind.allCases.filter {
+            $0 == .classifier ? classifier != nil && set.kind == .classification
+                : (!$0.usesRetrieval || engine != nil) && (!$0.usesAdapter || adapter != nil)
+        }
     }
 
     public var labels: [String] { options.labels ?? set.labels }
@@ -123,7 +132,12 @@ public final class Experiment {
         var latency = 0.0, ttft = 0.0, tps = 0.0, generated = 0
         var sources: [String]? = nil
         var ragScores: [String: Double] = [:]
-        if s.usesRetrieval, let engine {
+        if s == .classifier, let classifier {
+            let start = Date()
+            text = try classifier.classify([item.input])[0].label
+            latency = Date().timeIntervalSince(start) * 1000
+            ttft = latency
+        } else if s.usesRetrieval, let engine {
             engine.answerTokens = maxTokens
             let a = try engine.ask(prompt(item))
             text = a.text
@@ -176,7 +190,11 @@ public final class Experiment {
             for v in adapter.parameters { adapterHash = (adapterHash ^ UInt64(v.bitPattern)) &* 0x100_0000_01b3 }
         }
         let store = engine.map { e in "\(e.retriever.store.directory.path)@\((try? e.retriever.store.generation()) ?? -1)" } ?? ""
-        return [.base: model.path, .rag: model.path + "|" + store,
+        var classifierID = ""
+        if let c = classifier, let a = try? FileManager.default.attributesOfItem(atPath: c.directory + "/model.safetensors") {
+            classifierID = c.directory + "@\((a[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)/\((a[.size] as? Int) ?? 0)"
+        }
+        return [.classifier: classifierID, .base: model.path, .rag: model.path + "|" + store,
                 .tuned: model.path + "|" + String(adapterHash, radix: 16), .tunedRAG: model.path + "|" + String(adapterHash, radix: 16) + "|" + store]
     }()
 
@@ -221,6 +239,10 @@ public struct Costs: Codable, Sendable {
     public var trainingTokensPerSecond: Double?
     public var trainingExamples: Int?
     public var adapterBytes: Int?
+    /// The encoder classifier's training.
+    public var classifierTrainingSeconds: Double?
+    public var classifierExamplesPerSecond: Double?
+    public var classifierBytes: Int?
     public var indexSeconds: Double?
     public var indexBytes: Int?
     public var indexChunks: Int?

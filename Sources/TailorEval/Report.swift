@@ -44,7 +44,7 @@ public struct ComparisonReport: Codable, Sendable {
 }
 
 public enum Advisor {
-    static let complexity: [SystemKind] = [.base, .rag, .tuned, .tunedRAG]
+    static let complexity: [SystemKind] = [.base, .rag, .classifier, .tuned, .tunedRAG]
 
     static func metricTitle(_ m: String) -> String {
         ["f1": "token F1", "exact_match": "exact match", "contains": "answer contains", "retrieval_recall": "retrieval recall",
@@ -68,7 +68,8 @@ public enum Advisor {
                 reasons.append(String(format: "%@ is too slow: p95 %.0f ms > the %.0f ms budget.", s.system.title, s.latencyP95Ms, budget))
                 ok = false
             }
-            if s.system.usesAdapter, let budget = declared.trainingBudgetMinutes, let t = costs.trainingSeconds, t / 60 > budget {
+            if s.system.needsTraining, let budget = declared.trainingBudgetMinutes,
+               let t = s.system == .classifier ? costs.classifierTrainingSeconds : costs.trainingSeconds, t / 60 > budget {
                 reasons.append(String(format: "%@ needs %.1f min of training > the %.0f min budget.", s.system.title, t / 60, budget))
                 ok = false
             }
@@ -110,6 +111,7 @@ public enum Advisor {
         case .rag: why = declared.changes == .never ? "→ ship RAG" : "data changes \(declared.changes.rawValue) → ship RAG"
         case .tuned: why = "→ ship the fine-tuned model"
         case .tunedRAG: why = "→ ship the fine-tuned model with RAG"
+        case .classifier: why = "→ ship the fine-tuned encoder classifier"
         }
         if let fresh = freshness, let fr = fresh.first(where: { $0.system == .rag })?.metrics[m]?.mean,
            let ft = fresh.first(where: { $0.system == .tuned })?.metrics[m]?.mean {
@@ -198,6 +200,10 @@ public enum ReportWriter {
         if let t = c.trainingSeconds {
             parts.append("training " + seconds(t) + " (peak memory " + bytes(c.trainingPeakBytes) + (c.trainingTokensPerSecond.map { String(format: ", %.0f tokens/s", $0) } ?? "") + ")")
         }
+        if let t = c.classifierTrainingSeconds {
+            parts.append("encoder classifier training " + seconds(t) + (c.classifierExamplesPerSecond.map { String(format: " (%.1f examples/s)", $0) } ?? "")
+                         + (c.classifierBytes.map { ", model " + bytes($0) } ?? ""))
+        }
         if c.indexSeconds != nil || c.indexBytes != nil {
             parts.append("index " + (c.indexSeconds.map(seconds) ?? "prebuilt") + ", " + bytes(c.indexBytes) + (c.indexChunks.map { " for \($0) chunks" } ?? ""))
         }
@@ -224,7 +230,7 @@ public enum ReportWriter {
         let maxV = max(0.05, sums.map { $0.metrics[m]!.high }.max() ?? 1) * 1.1
         let bw = (W - left - 20) / Double(max(1, sums.count))
         func y(_ v: Double) -> Double { top + (1 - v / maxV) * (H - top - bottom) }
-        let colors: [SystemKind: String] = [.base: "#969696", .rag: "#3182bd", .tuned: "#e6550d", .tunedRAG: "#31a354"]
+        let colors: [SystemKind: String] = [.base: "#969696", .rag: "#3182bd", .tuned: "#e6550d", .tunedRAG: "#31a354", .classifier: "#756bb1"]
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(W))\" height=\"\(Int(H))\" font-family=\"sans-serif\" font-size=\"12\">"
         s += "<text x=\"\(Int(W / 2))\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">\(esc(Advisor.metricTitle(m))) per system (95% interval)</text>"
         for k in 0...4 {

@@ -253,6 +253,9 @@ public final class EncoderTrainer {
         }
     }
 
+    /// One optimizer step (forward, backward, AdamW) without validation or checkpoints: for benchmarks.
+    public func trainStep(_ s: Int) throws -> (loss: Double, gradNorm: Float, samples: Int) { try step(s) }
+
     func step(_ s: Int) throws -> (loss: Double, gradNorm: Float, samples: Int) {
         let T = model.trainable, G = model.gradients
         (G + T.lowerBound).update(repeating: 0, count: T.count)
@@ -332,6 +335,16 @@ public final class EncoderTrainer {
         return h
     }
 
+    /// Whether `v` beats the best validation so far: a classifier by accuracy (ties: lower
+    /// loss), as the metric users ship on; a retriever by its ranking loss.
+    func improves(_ v: EncoderValidation, _ state: State) -> Bool {
+        guard let bestLoss = state.bestLoss else { return true }
+        if case .classification = task, let bestAccuracy = state.bestAccuracy {
+            return v.accuracy > bestAccuracy + 1e-12 || (abs(v.accuracy - bestAccuracy) <= 1e-12 && v.loss < bestLoss)
+        }
+        return v.loss < bestLoss
+    }
+
     var checkpointPath: String { outputDirectory + "/" + EncoderTrainer.checkpointName }
 
     @discardableResult
@@ -386,7 +399,7 @@ public final class EncoderTrainer {
                     event.validationAccuracy = val.accuracy
                     metrics.append(.object([("step", .int(state.step)), ("epoch", .double(epoch)), ("val_loss", .double(val.loss)),
                                             ("val_accuracy", .double(val.accuracy)), ("peak_rss", .int(DecoderBenchmark.peakResidentBytes()))]))
-                    if val.loss < (state.bestLoss ?? .infinity) {
+                    if improves(val, state) {
                         state.bestLoss = val.loss; state.bestAccuracy = val.accuracy; state.bestStep = state.step
                         state.badEvaluations = 0
                         event.improved = true

@@ -6,7 +6,7 @@ import TailorModels
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed: model prefill and decode (default), embeddings, or the machine's memory bandwidth.",
-        subcommands: [BenchModel.self, BenchMemory.self, BenchEmbed.self, BenchSearch.self, BenchTune.self],
+        subcommands: [BenchModel.self, BenchMemory.self, BenchEmbed.self, BenchSearch.self, BenchTune.self, BenchTuneClassifier.self],
         defaultSubcommand: BenchModel.self)
 }
 

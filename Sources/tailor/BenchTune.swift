@@ -63,3 +63,48 @@ struct BenchTune: AsyncParsableCommand {
         }
     }
 }
+
+struct BenchTuneClassifier: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tune-classifier",
+        abstract: "Encoder fine-tuning examples/s: full training steps (forward, backward, AdamW, dropout on) of a classifier on your labelled texts.")
+
+    @Option(name: [.short, .long], help: "Encoder (default: all-MiniLM-L6-v2).") var model: String?
+    @Option(help: "Labelled texts (JSONL {\"text\", \"label\"}).") var data: String
+    @Option(name: [.short, .long], help: "Threads (default: all cores).") var threads: Int = ThreadPool.availableCores
+    @Option(help: "Examples per step.") var batch: Int = 16
+    @Option(name: .customLong("max-len"), help: "Longest text in tokens.") var maxLen: Int = 128
+    @Option(help: "Measured steps after two warm-up steps.") var steps: Int = 20
+    @Flag(help: "Print JSON for scripts.") var json = false
+
+    func run() async throws {
+        guard steps >= 1, batch >= 1 else { throw ValidationError("--steps and --batch must be at least 1") }
+        try runReportingErrors {
+            let encoder = try ModelCache.resolve(model, default: ModelCache.defaultEmbeddingModel)
+            var o = EncoderTuneOptions()
+            o.batchSize = batch; o.maxLength = maxLen; o.maxSteps = steps + 2; o.epochs = 1000
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("tailor-bench-\(getpid())").path
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let trainer = try EncoderTrainer(classifierFrom: encoder, train: LabelledText.load(data), validation: [], options: o,
+                                             outputDirectory: out, threads: threads)
+            var times: [Double] = [], samples = 0
+            let clock = ContinuousClock()
+            for s in 0..<(steps + 2) {
+                let t0 = clock.now
+                let r = try trainer.trainStep(s)
+                let d = clock.now - t0
+                let secs = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+                if s >= 2 { times.append(secs); samples += r.samples }
+                if !json { note(String(format: "step %d: %.3f s, loss %.4f%@", s, secs, r.loss, s < 2 ? " (warm-up)" : "")) }
+            }
+            let eps = Double(samples) / times.reduce(0, +)
+            let median = times.sorted()[times.count / 2]
+            let peak = DecoderBenchmark.peakResidentBytes()
+            if json {
+                print("{\"examples_per_second\": \(eps), \"median_step_seconds\": \(median), \"peak_resident_bytes\": \(peak), \"threads\": \(threads), \"batch\": \(batch), \"steps\": \(steps), \"trainable_parameters\": \(trainer.model.trainable.count)}")
+            } else {
+                print(String(format: "| %@ | classifier, full fine-tuning | batch %d | %d threads | %.1f examples/s | peak %@ |",
+                             URL(fileURLWithPath: encoder).lastPathComponent, batch, threads, eps, formatBytes(Int64(peak))))
+            }
+        }
+    }
+}

@@ -19,6 +19,9 @@ struct Compare: AsyncParsableCommand {
     @Option(help: "Documents to index for the RAG systems (files or folders, repeatable).") var docs: [String] = []
     @Option(help: "A LoRA adapter for the fine-tuned systems.") var adapter: String?
     @Option(help: "Training data for the fine-tuned systems (trained here, resumable).") var train: String?
+    @Option(help: "An encoder classifier from `tailor tune-classifier`, compared as one more system on classification items.") var classifier: String?
+    @Flag(name: .customLong("tune-classifier"), help: "Also fine-tune an encoder classifier on the labelled --train items and compare it.") var tuneClassifier = false
+    @Option(help: "The encoder --tune-classifier starts from (default: all-MiniLM-L6-v2).") var encoder: String?
     @Option(name: [.short, .long], help: "Report directory.") var output: String = "compare-report"
     @Option(name: .customLong("fresh-docs"), help: "Documents added after training (repeatable): tests freshness with --fresh-eval.") var freshDocs: [String] = []
     @Option(name: .customLong("fresh-eval"), help: "Items about the --fresh-docs.") var freshEval: String?
@@ -40,7 +43,9 @@ struct Compare: AsyncParsableCommand {
 
     func run() async throws {
         guard let change = DataChange(rawValue: changes) else { throw ValidationError("--changes must be never, monthly, weekly or daily") }
-        guard adapter == nil || train == nil else { throw ValidationError("give --adapter or --train, not both") }
+        guard adapter == nil || train == nil || tuneClassifier else { throw ValidationError("give --adapter or --train, not both") }
+        guard !tuneClassifier || train != nil else { throw ValidationError("--tune-classifier trains on the labelled --train items: give --train") }
+        guard !tuneClassifier || classifier == nil else { throw ValidationError("give --classifier or --tune-classifier, not both") }
         guard collection == nil || docs.isEmpty else { throw ValidationError("give -c or --docs, not both") }
         guard (freshEval == nil) == freshDocs.isEmpty else { throw ValidationError("--fresh-docs and --fresh-eval go together") }
         var cfg = ComparisonConfig(evalPath: eval)
@@ -52,6 +57,12 @@ struct Compare: AsyncParsableCommand {
         cfg.experiment.ragPassages = ragK
         cfg.tune.epochs = epochs; cfg.tune.learningRate = lr; cfg.tune.rank = rank; cfg.tune.alpha = Float(2 * rank)
         cfg.tune.batchSize = batch; cfg.tune.maxLength = maxLen; cfg.tune.maxSteps = maxSteps
+        cfg.classifier = classifier; cfg.classifierEncoder = encoder
+        if tuneClassifier {
+            var o = EncoderTuneOptions()
+            o.maxSteps = maxSteps
+            cfg.tuneClassifier = o
+        }
         installInterruptHandler()
         let comparison = Comparison(cfg)
         comparison.shouldStop = { stopRequested.load(ordering: .relaxed) }
@@ -69,6 +80,7 @@ struct Compare: AsyncParsableCommand {
                         if let l = t.loss { s += String(format: " · loss %.4f", l) }
                         if let v = t.validationLoss { s += String(format: " · val %.4f", v) }
                         if t.tokensPerSecond > 0 { s += String(format: " · %.0f tok/s · ETA %@", t.tokensPerSecond, formatDuration(t.eta)) }
+                        if let e = t.samplesPerSecond { s = "encoder classifier " + s + String(format: " · %.1f examples/s · ETA %@", e, formatDuration(t.eta)) }
                         line.update(s, force: t.step == t.totalSteps)
                     case let .items(s, d, n, fresh):
                         line.update("\(fresh ? "freshness: " : "")\(s.title): \(d)/\(n) items", force: d == n)

@@ -68,8 +68,12 @@ struct EncoderTrainingOptions: ParsableArguments {
              + "\(trainer.totalSteps) steps of \(o.batchSize * o.accumulation), \(formatCount(trainer.model.trainable.count)) trainable parameters"
              + (o.freezeLayers > 0 ? " (embeddings and \(o.freezeLayers) layers frozen)" : ""))
         let line = ProgressLine()
+        var isClassifier = false
+        if case .classification = trainer.task { isClassifier = true }
+        var bestAccuracy: Double?
         let summary = try runReportingErrors {
             try trainer.run { e in
+                if e.improved || e.step == 0 { bestAccuracy = e.validationAccuracy ?? bestAccuracy }
                 if json {
                     var f: [(String, JSONValue)] = [("step", .int(e.step)), ("epoch", .double(e.epoch))]
                     if let l = e.loss { f.append(("loss", .double(l))) }
@@ -91,7 +95,8 @@ struct EncoderTrainingOptions: ParsableArguments {
                 }
                 var s = "step \(e.step)/\(e.totalSteps) · epoch " + String(format: "%.2f", e.epoch)
                 if let l = e.loss { s += String(format: " · loss %.4f", l) }
-                if let b = e.bestValidationLoss { s += String(format: " · best val %.4f", b) }
+                if isClassifier, let a = bestAccuracy { s += String(format: " · best val accuracy %.1f%%", 100 * a) }
+                else if let b = e.bestValidationLoss { s += String(format: " · best val %.4f", b) }
                 s += String(format: " · lr %.2e", e.learningRate)
                 if let sps = e.samplesPerSecond { s += String(format: " · %.1f examples/s · ETA %@", sps, formatDuration(e.eta)) }
                 line.update(s, force: e.step == e.totalSteps)
@@ -107,8 +112,13 @@ struct EncoderTrainingOptions: ParsableArguments {
         if summary.stoppedEarly { end += "; stopped early (no improvement in \(o.patience) validations)" }
         note(end)
         if let b = summary.best, let s = summary.bestStep {
-            note(String(format: "best validation loss %.4f (accuracy %.1f%%) at step %d", b.loss, 100 * b.accuracy, s)
-                 + (summary.initial.map { String(format: "; before tuning %.4f (%.1f%%)", $0.loss, 100 * $0.accuracy) } ?? ""))
+            if case .classification = trainer.task {
+                note(String(format: "best validation accuracy %.1f%% (loss %.4f) at step %d", 100 * b.accuracy, b.loss, s)
+                     + (summary.initial.map { String(format: "; before tuning %.1f%% (%.4f)", 100 * $0.accuracy, $0.loss) } ?? ""))
+            } else {
+                note(String(format: "best validation loss %.4f (query's own passage first in its batch: %.1f%%) at step %d", b.loss, 100 * b.accuracy, s)
+                     + (summary.initial.map { String(format: "; before tuning %.4f (%.1f%%)", $0.loss, 100 * $0.accuracy) } ?? ""))
+            }
         }
         return summary
     }

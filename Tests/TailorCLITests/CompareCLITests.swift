@@ -63,13 +63,14 @@ import Testing
         let data = Self.examples.appendingPathComponent("sentiment-lora/data")
         let template = "Is the sentiment of this movie review positive or negative? Answer with one word.\\n\\nReview: {input}"
         let r = try cli.tailor(["compare", "--eval", data.appendingPathComponent("test-labels.jsonl").path, "--limit", "6",
-                                "--train", data.appendingPathComponent("train-labels.jsonl").path, "--max-steps", "2", "--batch", "4",
+                                "--train", data.appendingPathComponent("train-labels.jsonl").path, "--max-steps", "2", "--batch", "4", "--tune-classifier",
                                 "--template", template, "-o", dir.appendingPathComponent("r").path, "--json"])
         #expect(r.status == 0, "\(r.err)")
         let rep = try json(r.out)
         #expect(rep["kind"] as? String == "classification")
         let sums = try #require(rep["summaries"] as? [[String: Any]])
-        #expect(sums.compactMap { $0["system"] as? String } == ["base", "tuned"])
+        #expect(sums.compactMap { $0["system"] as? String } == ["base", "tuned", "encoder-classifier"])
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("r/classifier/model.safetensors").path))
         for s in sums { #expect((s["metrics"] as? [String: Any])?["accuracy"] != nil && (s["metrics"] as? [String: Any])?["macro_f1"] != nil) }
         #expect((rep["notes"] as? [String])?.contains { $0.contains("RAG systems are not run") } == true)
         let bad = try cli.tailor(["compare", "--eval", data.appendingPathComponent("test-labels.jsonl").path, "--adapter", "x", "--train", "y"])
