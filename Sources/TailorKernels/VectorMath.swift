@@ -42,6 +42,74 @@ public enum VectorMath {
         while i < n { out[i] = 1 / (1 + exp(-x[i])); i += 1 }
     }
 
+    /// d[i] ← d[i] · GELU′(x[i]) (exact form: Φ(x) + x·φ(x)) for n values.
+    public static func geluBackward(_ d: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
+        var i = 0
+        #if TAILOR_AVX2
+        while i + 8 <= n { AVX2Math.geluGrad8(d + i, x + i); i += 8 }
+        #endif
+        while i < n {
+            let v = x[i]
+            d[i] *= 0.5 * (1 + erf(v * 0.7071067811865476)) + v * exp(-0.5 * v * v) * 0.3989422804014327
+            i += 1
+        }
+    }
+
+    /// One AdamW update of n parameters (decoupled weight decay, bias-corrected moments):
+    /// p ← p − lr·wd·p; m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²; p ← p − lr·(m/c1)/(√(v/c2) + ε),
+    /// with g = gradScale·grad. Vector and scalar paths compute the same operations in the same order.
+    public static func adamW(_ p: UnsafeMutablePointer<Float>, _ grad: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
+                             _ v: UnsafeMutablePointer<Float>, _ n: Int, lr: Float, weightDecay wd: Float, beta1 b1: Float, beta2 b2: Float,
+                             c1: Float, c2: Float, eps: Float, gradScale: Float) {
+        var i = 0
+        #if TAILOR_AVX2
+        let vlrwd = _mm256_set1_ps(lr * wd), vb1 = _mm256_set1_ps(b1), vb2 = _mm256_set1_ps(b2), v1b1 = _mm256_set1_ps(1 - b1)
+        let v1b2 = _mm256_set1_ps(1 - b2), vlr = _mm256_set1_ps(lr), vc1 = _mm256_set1_ps(c1), vc2 = _mm256_set1_ps(c2)
+        let veps = _mm256_set1_ps(eps), vs = _mm256_set1_ps(gradScale)
+        while i + 8 <= n {
+            let g = _mm256_mul_ps(_mm256_loadu_ps(grad + i), vs)
+            var pp = _mm256_loadu_ps(p + i)
+            pp = _mm256_sub_ps(pp, _mm256_mul_ps(vlrwd, pp))
+            let mm = _mm256_add_ps(_mm256_mul_ps(vb1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(v1b1, g))
+            let vv = _mm256_add_ps(_mm256_mul_ps(vb2, _mm256_loadu_ps(v + i)), _mm256_mul_ps(_mm256_mul_ps(v1b2, g), g))
+            let step = _mm256_div_ps(_mm256_mul_ps(vlr, _mm256_div_ps(mm, vc1)), _mm256_add_ps(_mm256_sqrt_ps(_mm256_div_ps(vv, vc2)), veps))
+            _mm256_storeu_ps(p + i, _mm256_sub_ps(pp, step))
+            _mm256_storeu_ps(m + i, mm)
+            _mm256_storeu_ps(v + i, vv)
+            i += 8
+        }
+        #endif
+        while i < n {
+            let g = grad[i] * gradScale
+            p[i] = p[i] - (lr * wd) * p[i]
+            m[i] = b1 * m[i] + (1 - b1) * g
+            v[i] = b2 * v[i] + ((1 - b2) * g) * g
+            p[i] = p[i] - (lr * (m[i] / c1)) / ((v[i] / c2).squareRoot() + eps)
+            i += 1
+        }
+    }
+
+    /// x ← x·scale for n values; returns Σ x² (after scaling), accumulated in double per 8-lane block.
+    public static func scaleSumSquares(_ x: UnsafeMutablePointer<Float>, _ n: Int, _ scale: Float) -> Double {
+        var total = 0.0, i = 0
+        #if TAILOR_AVX2
+        let vs = _mm256_set1_ps(scale)
+        while i + 8 <= n {
+            var acc = _mm256_setzero_ps()
+            let end = min(n - (n - i) % 8, i + 4096)
+            while i < end {
+                let y = _mm256_mul_ps(_mm256_loadu_ps(x + i), vs)
+                _mm256_storeu_ps(x + i, y)
+                acc = _mm256_fmadd_ps(y, y, acc)
+                i += 8
+            }
+            total += Double(acc.sum())
+        }
+        #endif
+        while i < n { x[i] *= scale; total += Double(x[i] * x[i]); i += 1 }
+        return total
+    }
+
     /// The scalar reference (libm erf).
     @inline(__always)
     public static func geluScalar(_ v: Float) -> Float { 0.5 * v * (1 + erf(v * 0.7071067811865476)) }
@@ -88,6 +156,27 @@ enum AVX2Math {
             j += 8
         }
         return acc.sum()
+    }
+
+    /// d ← d · (Φ(x) + x·φ(x)), erf as in gelu8; φ(x) = e^(−x²/2)/√(2π) shares its exponential.
+    @inline(__always) static func geluGrad8(_ d: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>) {
+        let v = _mm256_loadu_ps(x)
+        let z = _mm256_mul_ps(v, _mm256_set1_ps(0.7071067811865476))
+        let signMask = _mm256_set1_ps(-0.0)
+        let az = _mm256_andnot_ps(signMask, z)
+        let t = _mm256_div_ps(_mm256_set1_ps(1), _mm256_fmadd_ps(_mm256_set1_ps(0.3275911), az, _mm256_set1_ps(1)))
+        var poly = _mm256_set1_ps(1.061405429)
+        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(-1.453152027))
+        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(1.421413741))
+        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(-0.284496736))
+        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(0.254829592))
+        poly = _mm256_mul_ps(poly, t)
+        let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(az, az)))
+        let erfAbs = _mm256_fnmadd_ps(poly, e, _mm256_set1_ps(1))
+        let erf = _mm256_or_ps(erfAbs, _mm256_and_ps(z, signMask))
+        let cdf = _mm256_mul_ps(_mm256_set1_ps(0.5), _mm256_add_ps(_mm256_set1_ps(1), erf))
+        let grad = _mm256_fmadd_ps(_mm256_mul_ps(v, e), _mm256_set1_ps(0.3989422804014327), cdf)
+        _mm256_storeu_ps(d, _mm256_mul_ps(_mm256_loadu_ps(d), grad))
     }
 
     @inline(__always) static func gelu8(_ p: UnsafeMutablePointer<Float>) {

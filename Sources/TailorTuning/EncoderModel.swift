@@ -348,11 +348,7 @@ public final class EncoderTrainingModel: @unchecked Sendable {
             linearBackward(dx: dinter, dy: dtmp, x: acts.act[l], w: o.wo2, dw: o.wo2, db: o.bo2, rows: T, inDim: I, outDim: H, accumulate: false)
             let pre = acts.pre[l]
             pool.parallelFor(T * I, minChunk: 8192) { r in
-                let tmp = UnsafeMutablePointer<Float>.allocate(capacity: r.count)
-                tmp.initialize(repeating: 0, count: r.count)
-                Ops.geluBackward(dinp: tmp, dout: dinter + r.lowerBound, inp: pre + r.lowerBound, count: r.count)
-                (dinter + r.lowerBound).update(from: tmp, count: r.count)
-                tmp.deallocate()
+                VectorMath.geluBackward(dinter + r.lowerBound, pre + r.lowerBound, r.count)
             }
             // d(x1) = dres + dinter·Wi
             linearBackward(dx: dres, dy: dinter, x: acts.x1[l], w: o.wi, dw: o.wi, db: o.bi, rows: T, inDim: H, outDim: I, accumulate: true)

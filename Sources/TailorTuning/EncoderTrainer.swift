@@ -266,9 +266,16 @@ public final class EncoderTrainer {
             loss += r.loss; count += r.count
         }
         let n = Float(max(count, 1))
-        var norm2: Double = 0
-        for i in T { G[i] /= n; norm2 += Double(G[i] * G[i]) }
-        let norm = Float(norm2.squareRoot())
+        // Mean over the step's examples, and the global norm, in parallel slices.
+        let parts = model.pool.threads, per = (T.count + parts - 1) / parts
+        var partial = [Double](repeating: 0, count: parts)
+        partial.withUnsafeMutableBufferPointer { out in
+            model.pool.dispatch(parts) { i in
+                let lo = T.lowerBound + i * per, hi = min(T.upperBound, lo + per)
+                if lo < hi { out[i] = VectorMath.scaleSumSquares(G + lo, hi - lo, 1 / n) }
+            }
+        }
+        let norm = Float(partial.reduce(0, +).squareRoot())
         let clip: Float = options.clipNorm > 0 && norm > options.clipNorm ? options.clipNorm / (norm + 1e-6) : 1
         adamW(step: s, lr: learningRate(step: s), gradScale: clip)
         return (count > 0 ? loss / Double(count) : 0, norm, count)
@@ -282,16 +289,15 @@ public final class EncoderTrainer {
         let tensors = model.tensors.filter { $0.offset >= base }
         m.withUnsafeMutableBufferPointer { mp in v.withUnsafeMutableBufferPointer { vp in
             let M = mp.baseAddress!, V = vp.baseAddress!
-            model.pool.dispatch(tensors.count) { ti in
-                let tensor = tensors[ti]
-                let wd: Float = tensor.decays ? options.weightDecay : 0
-                for i in tensor.offset..<(tensor.offset + tensor.count) {
-                    let j = i - base, g = G[i] * gradScale
-                    P[i] -= lr * wd * P[i]
-                    M[j] = b1 * M[j] + (1 - b1) * g
-                    V[j] = b2 * V[j] + (1 - b2) * g * g
-                    P[i] -= lr * (M[j] / c1) / ((V[j] / c2).squareRoot() + eps)
-                }
+            // Slices of at most 1M parameters, so that the big embedding table is shared among threads.
+            var slices: [(offset: Int, count: Int, decays: Bool)] = []
+            for t in tensors {
+                for lo in stride(from: 0, to: t.count, by: 1 << 20) { slices.append((t.offset + lo, min(1 << 20, t.count - lo), t.decays)) }
+            }
+            model.pool.dispatch(slices.count) { k in
+                let sl = slices[k], j = sl.offset - base
+                VectorMath.adamW(P + sl.offset, G + sl.offset, M + j, V + j, sl.count, lr: lr, weightDecay: sl.decays ? options.weightDecay : 0,
+                                 beta1: b1, beta2: b2, c1: c1, c2: c2, eps: eps, gradScale: gradScale)
             }
         } }
     }

@@ -16,6 +16,48 @@ import Testing
     }
 }
 
+@Suite struct TrainingKernelTests {
+    @Test func geluBackwardMatchesTheDerivative() {
+        let x = (0..<4003).map { Float($0 - 2000) / 200 } + [0, 30, -30]
+        var d = x.map { _ in Float(1.5) }
+        d.withUnsafeMutableBufferPointer { dp in x.withUnsafeBufferPointer { VectorMath.geluBackward(dp.baseAddress!, $0.baseAddress!, $0.count) } }
+        var worst = 0.0
+        for (i, v) in x.enumerated() {
+            let xv = Double(v)
+            let want = 1.5 * (0.5 * (1 + erf(xv / 2.0.squareRoot())) + xv * exp(-0.5 * xv * xv) / (2 * Double.pi).squareRoot())
+            worst = max(worst, abs(Double(d[i]) - want))
+        }
+        #expect(worst < 2e-6, "max error \(worst)")
+    }
+
+    /// The vector AdamW is the scalar formula, operation for operation: identical results.
+    @Test func adamWVectorPathEqualsScalarPath() {
+        let n = 8 * 37 + 5
+        var p = (0..<n).map { Float(sin(Double($0))) }, m = (0..<n).map { Float(cos(Double($0))) * 0.01 }, v = (0..<n).map { Float($0 % 7) * 1e-4 }
+        let g = (0..<n).map { Float(sin(Double($0) * 0.37)) * 0.1 }
+        var (rp, rm, rv) = (p, m, v)
+        let lr: Float = 1e-3, wd: Float = 0.01, b1: Float = 0.9, b2: Float = 0.999, c1: Float = 0.19, c2: Float = 0.002, eps: Float = 1e-8, s: Float = 0.5
+        for i in 0..<n {
+            let gi = g[i] * s
+            rp[i] = rp[i] - (lr * wd) * rp[i]
+            rm[i] = b1 * rm[i] + (1 - b1) * gi
+            rv[i] = b2 * rv[i] + ((1 - b2) * gi) * gi
+            rp[i] = rp[i] - (lr * (rm[i] / c1)) / ((rv[i] / c2).squareRoot() + eps)
+        }
+        p.withUnsafeMutableBufferPointer { pp in m.withUnsafeMutableBufferPointer { mp in v.withUnsafeMutableBufferPointer { vp in
+            g.withUnsafeBufferPointer { gp in
+                VectorMath.adamW(pp.baseAddress!, gp.baseAddress!, mp.baseAddress!, vp.baseAddress!, n, lr: lr, weightDecay: wd,
+                                 beta1: b1, beta2: b2, c1: c1, c2: c2, eps: eps, gradScale: s)
+            }
+        } } }
+        #expect(p == rp && m == rm && v == rv)
+        var x = g
+        let ss = x.withUnsafeMutableBufferPointer { VectorMath.scaleSumSquares($0.baseAddress!, n, 2) }
+        #expect(x == g.map { $0 * 2 })
+        #expect(abs(ss - g.reduce(0) { $0 + Double($1 * 2) * Double($1 * 2) }) < 1e-6)
+    }
+}
+
 @Suite struct SoftmaxTests {
     @Test func softmaxMatchesScalar() {
         for n in [1, 7, 8, 33, 257] {
