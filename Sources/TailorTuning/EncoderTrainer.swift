@@ -315,21 +315,6 @@ public final class EncoderTrainer {
 
     // MARK: the loop
 
-    struct State: Codable {
-        var step = 0
-        var bestLoss: Double?
-        var bestAccuracy: Double?
-        var bestStep: Int?
-        var initialLoss: Double?
-        var initialAccuracy: Double?
-        var badEvaluations = 0
-        var trainedSamples = 0
-        var seconds = 0.0
-        var stoppedEarly = false
-        var options: EncoderTuneOptions
-        var dataFingerprint: UInt64
-    }
-
     var dataFingerprint: UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         func mix(_ x: Int) { h = (h ^ UInt64(bitPattern: Int64(x))) &* 0x100_0000_01b3 }
@@ -343,99 +328,45 @@ public final class EncoderTrainer {
 
     /// Whether `v` beats the best validation so far: a classifier by accuracy (ties: lower
     /// loss), as the metric users ship on; a retriever by its ranking loss.
-    func improves(_ v: EncoderValidation, _ state: State) -> Bool {
-        guard let bestLoss = state.bestLoss else { return true }
-        if case .classification = task, let bestAccuracy = state.bestAccuracy {
+    func improves(_ v: EncoderValidation, bestLoss: Double?, bestAccuracy: Double?) -> Bool {
+        guard let bestLoss else { return true }
+        if case .classification = task, let bestAccuracy {
             return v.accuracy > bestAccuracy + 1e-12 || (abs(v.accuracy - bestAccuracy) <= 1e-12 && v.loss < bestLoss)
         }
         return v.loss < bestLoss
     }
 
-    var checkpointPath: String { outputDirectory + "/" + EncoderTrainer.checkpointName }
-
+    /// Trains to the end (or early stop, or a stop request), resuming from a checkpoint in the
+    /// output directory; the best model is there in Hugging Face's layout.
     @discardableResult
     public func run(_ report: (TrainingEvent) -> Void = { _ in }) throws -> EncoderTrainingSummary {
-        try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
-        var state = State(options: options, dataFingerprint: dataFingerprint)
-        var resumedFrom: Int?
-        if FileManager.default.fileExists(atPath: checkpointPath) {
-            state = try loadCheckpoint()
-            resumedFrom = state.step
-        }
-        var metrics = try MetricsLog(path: outputDirectory + "/" + EncoderTrainer.metricsName, keepThroughStep: resumedFrom ?? -1)
-        if resumedFrom == nil {
-            if let v0 = try validate() {
-                state.initialLoss = v0.loss; state.initialAccuracy = v0.accuracy
-                state.bestLoss = v0.loss; state.bestAccuracy = v0.accuracy; state.bestStep = 0
-                try save()
-                metrics.append(.object([("step", .int(0)), ("epoch", .double(0)), ("val_loss", .double(v0.loss)), ("val_accuracy", .double(v0.accuracy))]))
-                report(TrainingEvent(step: 0, totalSteps: totalSteps, epoch: 0, validationLoss: v0.loss, learningRate: learningRate(step: 0),
-                                     tokensPerSecond: 0, elapsed: 0, eta: 0, validationAccuracy: v0.accuracy))
-            }
-        } else if let r = resumedFrom {
-            report(TrainingEvent(step: r, totalSteps: totalSteps, epoch: Double(r) / Double(stepsPerEpoch), bestValidationLoss: state.bestLoss,
-                                 learningRate: learningRate(step: r), tokensPerSecond: 0, elapsed: state.seconds, eta: 0, resumedFrom: r))
-        }
-        let startSeconds = state.seconds
-        let clock = ContinuousClock(), t0 = clock.now
-        var runSamples = 0, trainSeconds = 0.0
-        while state.step < totalSteps && !state.stoppedEarly {
-            let s = state.step
-            let ts = clock.now
-            let r = try step(s)
-            trainSeconds += (clock.now - ts).seconds
-            state.step = s + 1
-            state.trainedSamples += r.samples
-            runSamples += r.samples
-            let runSeconds = (clock.now - t0).seconds
-            state.seconds = startSeconds + runSeconds
-            let sps = Double(runSamples) / max(trainSeconds, 1e-9)
-            let epoch = Double(state.step) / Double(stepsPerEpoch)
-            let eta = runSeconds / Double(state.step - (resumedFrom ?? 0)) * Double(totalSteps - state.step)
-            var event = TrainingEvent(step: state.step, totalSteps: totalSteps, epoch: epoch, loss: r.loss, bestValidationLoss: state.bestLoss,
-                                      learningRate: learningRate(step: s), gradNorm: r.gradNorm, tokensPerSecond: 0, elapsed: state.seconds, eta: eta,
-                                      samplesPerSecond: sps)
-            metrics.append(.object([("step", .int(state.step)), ("epoch", .double(epoch)), ("loss", .double(r.loss)),
-                                    ("lr", .double(Double(learningRate(step: s)))), ("grad_norm", .double(Double(r.gradNorm))),
-                                    ("samples", .int(r.samples)), ("samples_per_second", .double(sps)), ("elapsed", .double(state.seconds))]))
-            let stop = stopRequested()
-            if state.step % evalEvery == 0 || state.step == totalSteps || stop {
-                if let val = try validate() {
-                    event.validationLoss = val.loss
-                    event.validationAccuracy = val.accuracy
-                    metrics.append(.object([("step", .int(state.step)), ("epoch", .double(epoch)), ("val_loss", .double(val.loss)),
-                                            ("val_accuracy", .double(val.accuracy)), ("peak_rss", .int(DecoderBenchmark.peakResidentBytes()))]))
-                    if improves(val, state) {
-                        state.bestLoss = val.loss; state.bestAccuracy = val.accuracy; state.bestStep = state.step
-                        state.badEvaluations = 0
-                        event.improved = true
-                        try save()
-                    } else {
-                        state.badEvaluations += 1
-                        if state.badEvaluations >= options.patience && state.step < totalSteps { state.stoppedEarly = true }
-                    }
-                    event.bestValidationLoss = state.bestLoss
-                } else {
-                    try save()
+        let T = model.trainable
+        let loop = TrainingLoop<EncoderTuneOptions>(
+            outputDirectory: outputDirectory, options: options, dataFingerprint: dataFingerprint, totalSteps: totalSteps,
+            stepsPerEpoch: stepsPerEpoch, evalEvery: evalEvery, patience: options.patience, unit: "samples",
+            learningRate: { self.learningRate(step: $0) },
+            step: { s in let r = try self.step(s); return StepOutcome(loss: r.loss, gradNorm: r.gradNorm, units: r.samples) },
+            validate: { try self.validate().map { Validation(loss: $0.loss, accuracy: $0.accuracy) } },
+            improves: { v, state in self.improves(EncoderValidation(loss: v.loss, accuracy: v.accuracy ?? 0), bestLoss: state.bestLoss, bestAccuracy: state.bestAccuracy) },
+            saveBest: { try self.save() },
+            checkpointTensors: { [("parameters", Array(UnsafeBufferPointer(start: self.model.parameters + T.lowerBound, count: T.count))),
+                                  ("adam_m", self.m), ("adam_v", self.v)] },
+            restore: { f in
+                let params = try f.floats("parameters"), mm = try f.floats("adam_m"), vv = try f.floats("adam_v")
+                guard params.count == T.count, mm.count == self.m.count, vv.count == self.v.count else {
+                    throw TuningError.badCheckpoint(path: self.outputDirectory + "/" + EncoderTrainer.checkpointName, reason: "its tensors do not fit this model")
                 }
-                try metrics.flush()
-                try LossCurve.write(metrics: metrics.lines, to: outputDirectory + "/" + LoRATrainer.curveName)
-                try saveCheckpoint(state)
-                report(event)
-                try afterCheckpoint(state.step)
-            } else {
-                report(event)
-            }
-            if stop { break }
-        }
-        try metrics.flush()
-        try LossCurve.write(metrics: metrics.lines, to: outputDirectory + "/" + LoRATrainer.curveName)
+                params.withUnsafeBufferPointer { (self.model.parameters + T.lowerBound).update(from: $0.baseAddress!, count: T.count) }
+                self.m = mm; self.v = vv
+            },
+            stopRequested: stopRequested, afterCheckpoint: afterCheckpoint)
+        let o = try loop.run(report)
+        let st = o.state
         return EncoderTrainingSummary(
-            steps: state.step, stoppedEarly: state.stoppedEarly, bestStep: state.bestStep,
-            best: state.bestLoss.map { EncoderValidation(loss: $0, accuracy: state.bestAccuracy ?? 0) },
-            initial: state.initialLoss.map { EncoderValidation(loss: $0, accuracy: state.initialAccuracy ?? 0) },
-            seconds: state.seconds, samplesPerSecond: runSamples > 0 ? Double(runSamples) / max(trainSeconds, 1e-9) : 0,
-            trainedSamples: state.trainedSamples, resumedFrom: resumedFrom)
+            steps: st.step, stoppedEarly: st.stoppedEarly, bestStep: st.bestStep,
+            best: st.bestLoss.map { EncoderValidation(loss: $0, accuracy: st.bestAccuracy ?? 0) },
+            initial: st.initialLoss.map { EncoderValidation(loss: $0, accuracy: st.initialAccuracy ?? 0) },
+            seconds: st.seconds, samplesPerSecond: o.unitsPerSecond, trainedSamples: st.trained, resumedFrom: o.resumedFrom)
     }
 
     /// Writes the current model to the output directory (Hugging Face layout).
@@ -444,38 +375,5 @@ public final class EncoderTrainer {
                                 training: .object([("base_model", .string(URL(fileURLWithPath: sourceDirectory).lastPathComponent)),
                                                    ("training_examples", .int(trainItems.count)), ("validation_examples", .int(valItems.count)),
                                                    ("options", try JSONValue.encode(options))]))
-    }
-
-    // MARK: checkpoints
-
-    func saveCheckpoint(_ state: State) throws {
-        var w = SafetensorsWriter()
-        w.metadata = [("tailor_state", String(decoding: try JSONEncoder().encode(state), as: UTF8.self))]
-        let T = model.trainable
-        w.add("parameters", shape: [T.count], floats: Array(UnsafeBufferPointer(start: model.parameters + T.lowerBound, count: T.count)))
-        w.add("adam_m", shape: [m.count], floats: m)
-        w.add("adam_v", shape: [v.count], floats: v)
-        try w.write(to: checkpointPath)
-    }
-
-    func loadCheckpoint() throws -> State {
-        let p = checkpointPath
-        func bad(_ r: String) -> TuningError { .badCheckpoint(path: p, reason: r) }
-        let f: SafetensorsFile
-        do { f = try SafetensorsFile(path: p) } catch { throw bad("\(error); delete it (or pass --fresh) to start over") }
-        guard let json = f.metadata["tailor_state"], let state = try? JSONDecoder().decode(State.self, from: Data(json.utf8)) else {
-            throw bad("no training state in the checkpoint; delete it (or pass --fresh) to start over")
-        }
-        guard state.options == options else {
-            throw bad("it was made with other options (\(LoRATrainer.differences(state.options, options))); run with the same options to resume, or pass --fresh to start over")
-        }
-        guard state.dataFingerprint == dataFingerprint else { throw bad("it was made from other training or validation data or labels; pass --fresh to start over") }
-        let T = model.trainable
-        let params: [Float], mm: [Float], vv: [Float]
-        do { params = try f.floats("parameters"); mm = try f.floats("adam_m"); vv = try f.floats("adam_v") } catch { throw bad("\(error)") }
-        guard params.count == T.count, mm.count == m.count, vv.count == v.count else { throw bad("its tensors do not fit this model") }
-        params.withUnsafeBufferPointer { (model.parameters + T.lowerBound).update(from: $0.baseAddress!, count: T.count) }
-        m = mm; v = vv
-        return state
     }
 }

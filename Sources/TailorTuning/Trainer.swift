@@ -198,19 +198,6 @@ public final class LoRATrainer {
 
     // MARK: the loop
 
-    struct State: Codable {
-        var step = 0
-        var bestValidationLoss: Double?
-        var bestStep: Int?
-        var initialValidationLoss: Double?
-        var badEvaluations = 0
-        var trainedTokens = 0
-        var seconds = 0.0
-        var stoppedEarly = false
-        var options: TuneOptions
-        var dataFingerprint: UInt64
-    }
-
     var dataFingerprint: UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for e in train + [TokenizedExample(ids: [-1], trained: [false])] + validation {
@@ -219,98 +206,33 @@ public final class LoRATrainer {
         return h
     }
 
-    var checkpointPath: String { outputDirectory + "/" + LoRATrainer.checkpointName }
-
     /// Trains to the end (or early stop, or a stop request), resuming from a checkpoint in the
     /// output directory when one is there. The best adapter (lowest validation loss; the last one
     /// without validation) is in the output directory as PEFT files and a GGUF LoRA.
     @discardableResult
     public func run(_ report: (TrainingEvent) -> Void = { _ in }) throws -> TrainingSummary {
-        try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
-        var state = State(options: options, dataFingerprint: dataFingerprint)
-        var resumedFrom: Int?
-        if FileManager.default.fileExists(atPath: checkpointPath) {
-            state = try loadCheckpoint()
-            resumedFrom = state.step
-        }
-        var metrics = try MetricsLog(path: outputDirectory + "/" + LoRATrainer.metricsName, keepThroughStep: resumedFrom ?? -1)
-        if resumedFrom == nil {
-            state.initialValidationLoss = validationLoss()
-            if let vl = state.initialValidationLoss {
-                // The untrained adapter (the base model) is the first candidate for the best one.
-                state.bestValidationLoss = vl
-                state.bestStep = 0
-                try saveAdapter()
-                metrics.append(.object([("step", .int(0)), ("epoch", .double(0)), ("val_loss", .double(vl))]))
-                report(TrainingEvent(step: 0, totalSteps: totalSteps, epoch: 0, validationLoss: vl, learningRate: learningRate(step: 0),
-                                     tokensPerSecond: 0, elapsed: 0, eta: 0))
-            }
-        } else if let r = resumedFrom {
-            report(TrainingEvent(step: r, totalSteps: totalSteps, epoch: Double(r) / Double(stepsPerEpoch), bestValidationLoss: state.bestValidationLoss,
-                                 learningRate: learningRate(step: r), tokensPerSecond: 0, elapsed: state.seconds, eta: 0, resumedFrom: r))
-        }
-        let startSeconds = state.seconds
-        let clock = ContinuousClock(), t0 = clock.now
-        var runTokens = 0, trainSeconds = 0.0
-        var lastLoss: Double?
-        while state.step < totalSteps && !state.stoppedEarly {
-            let s = state.step
-            let ts = clock.now
-            let r = step(s)
-            trainSeconds += (clock.now - ts).seconds
-            state.step = s + 1
-            state.trainedTokens += r.tokens
-            runTokens += r.tokens
-            let runSeconds = (clock.now - t0).seconds
-            state.seconds = startSeconds + runSeconds
-            lastLoss = r.loss
-            let tps = Double(runTokens) / max(trainSeconds, 1e-9)
-            let epoch = Double(state.step) / Double(stepsPerEpoch)
-            let eta = runSeconds / Double(state.step - (resumedFrom ?? 0)) * Double(totalSteps - state.step)
-            var event = TrainingEvent(step: state.step, totalSteps: totalSteps, epoch: epoch, loss: r.loss, bestValidationLoss: state.bestValidationLoss,
-                                      learningRate: learningRate(step: s), gradNorm: r.gradNorm, tokensPerSecond: tps, elapsed: state.seconds, eta: eta)
-            metrics.append(.object([("step", .int(state.step)), ("epoch", .double(epoch)), ("loss", .double(r.loss)),
-                                    ("lr", .double(Double(learningRate(step: s)))), ("grad_norm", .double(Double(r.gradNorm))),
-                                    ("tokens", .int(r.tokens)), ("tokens_per_second", .double(tps)), ("elapsed", .double(state.seconds))]))
-            let last = state.step == totalSteps
-            let stop = stopRequested()
-            if state.step % evalEvery == 0 || last || stop {
-                if let vl = validationLoss() {
-                    event.validationLoss = vl
-                    metrics.append(.object([("step", .int(state.step)), ("epoch", .double(epoch)), ("val_loss", .double(vl)),
-                                            ("peak_rss", .int(DecoderBenchmark.peakResidentBytes()))]))
-                    if vl < (state.bestValidationLoss ?? .infinity) {
-                        state.bestValidationLoss = vl
-                        state.bestStep = state.step
-                        state.badEvaluations = 0
-                        event.improved = true
-                        try saveAdapter()
-                    } else {
-                        state.badEvaluations += 1
-                        if state.badEvaluations >= options.patience && state.step < totalSteps { state.stoppedEarly = true }
-                    }
-                    event.bestValidationLoss = state.bestValidationLoss
-                } else {
-                    try saveAdapter()
+        let loop = TrainingLoop<TuneOptions>(
+            outputDirectory: outputDirectory, options: options, dataFingerprint: dataFingerprint, totalSteps: totalSteps,
+            stepsPerEpoch: stepsPerEpoch, evalEvery: evalEvery, patience: options.patience, unit: "tokens",
+            learningRate: { self.learningRate(step: $0) },
+            step: { s in let r = self.step(s); return StepOutcome(loss: r.loss, gradNorm: r.gradNorm, units: r.tokens) },
+            validate: { self.validationLoss().map { Validation(loss: $0) } },
+            improves: { v, state in v.loss < (state.bestLoss ?? .infinity) },
+            saveBest: { try self.saveAdapter() },
+            checkpointTensors: { [("parameters", self.adapter.parameters), ("adam_m", self.m), ("adam_v", self.v)] },
+            restore: { f in
+                let params = try f.floats("parameters"), mm = try f.floats("adam_m"), vv = try f.floats("adam_v")
+                guard params.count == self.adapter.parameterCount, mm.count == self.m.count, vv.count == self.v.count else {
+                    throw TuningError.badCheckpoint(path: self.outputDirectory + "/" + LoRATrainer.checkpointName, reason: "tensor sizes do not fit the adapter")
                 }
-                try metrics.flush()
-                try LossCurve.write(metrics: metrics.lines, to: outputDirectory + "/" + LoRATrainer.curveName)
-                try saveCheckpoint(state)
-                report(event)
-                try afterCheckpoint(state.step)
-            } else {
-                report(event)
-            }
-            if stop { break }
-        }
-        try metrics.flush()
-        try LossCurve.write(metrics: metrics.lines, to: outputDirectory + "/" + LoRATrainer.curveName)
-        let secs = state.seconds
-        return TrainingSummary(steps: state.step, stoppedEarly: state.stoppedEarly, bestStep: state.bestStep,
-                               bestValidationLoss: state.bestValidationLoss, initialValidationLoss: state.initialValidationLoss,
-                               finalTrainingLoss: lastLoss, trainedTokens: state.trainedTokens, seconds: secs,
-                               tokensPerSecond: runTokens > 0 ? Double(runTokens) / max(trainSeconds, 1e-9) : 0,
-                               resumedFrom: resumedFrom)
+                self.adapter.parameters = params; self.m = mm; self.v = vv
+            },
+            stopRequested: stopRequested, afterCheckpoint: afterCheckpoint)
+        let o = try loop.run(report)
+        return TrainingSummary(steps: o.state.step, stoppedEarly: o.state.stoppedEarly, bestStep: o.state.bestStep,
+                               bestValidationLoss: o.state.bestLoss, initialValidationLoss: o.state.initialLoss,
+                               finalTrainingLoss: o.lastLoss, trainedTokens: o.state.trained, seconds: o.state.seconds,
+                               tokensPerSecond: o.unitsPerSecond, resumedFrom: o.resumedFrom)
     }
 
     /// Writes the current adapter as PEFT files and a GGUF LoRA in the output directory.
@@ -322,40 +244,6 @@ public final class LoRATrainer {
                                         ("base_model_name", .string(lm.name)), ("training_examples", .int(train.count)),
                                         ("validation_examples", .int(validation.count)), ("options", try JSONValue.encode(options))])
         try (info.serialized() + "\n").write(toFile: outputDirectory + "/tailor_training.json", atomically: true, encoding: .utf8)
-    }
-
-    // MARK: checkpoints
-
-    func saveCheckpoint(_ state: State) throws {
-        var w = SafetensorsWriter()
-        let json = String(decoding: try JSONEncoder().encode(state), as: UTF8.self)
-        w.metadata = [("tailor_state", json)]
-        w.add("parameters", shape: [adapter.parameterCount], floats: adapter.parameters)
-        w.add("adam_m", shape: [m.count], floats: m)
-        w.add("adam_v", shape: [v.count], floats: v)
-        try w.write(to: checkpointPath)   // temporary file, then rename: never half a checkpoint
-    }
-
-    func loadCheckpoint() throws -> State {
-        let p = checkpointPath
-        func bad(_ r: String) -> TuningError { .badCheckpoint(path: p, reason: r) }
-        let f: SafetensorsFile
-        do { f = try SafetensorsFile(path: p) } catch { throw bad("\(error); delete it (or pass --fresh) to start over") }
-        guard let json = f.metadata["tailor_state"], let state = try? JSONDecoder().decode(State.self, from: Data(json.utf8)) else {
-            throw bad("no training state in the checkpoint; delete it (or pass --fresh) to start over")
-        }
-        guard state.options == options else {
-            throw bad("it was made with other options (\(Self.differences(state.options, options))); run with the same options to resume, or pass --fresh to start over")
-        }
-        guard state.dataFingerprint == dataFingerprint else {
-            throw bad("it was made from other training or validation data; pass --fresh to start over")
-        }
-        do {
-            let params = try f.floats("parameters"), mm = try f.floats("adam_m"), vv = try f.floats("adam_v")
-            guard params.count == adapter.parameterCount, mm.count == m.count, vv.count == v.count else { throw bad("tensor sizes do not fit the adapter") }
-            adapter.parameters = params; m = mm; v = vv
-        } catch let e as TuningError { throw e } catch { throw bad("\(error)") }
-        return state
     }
 
     static func differences<T: Encodable>(_ a: T, _ b: T) -> String {
