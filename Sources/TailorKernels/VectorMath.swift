@@ -158,9 +158,9 @@ enum AVX2Math {
         return acc.sum()
     }
 
-    /// d ← d · (Φ(x) + x·φ(x)), erf as in gelu8; φ(x) = e^(−x²/2)/√(2π) shares its exponential.
-    @inline(__always) static func geluGrad8(_ d: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>) {
-        let v = _mm256_loadu_ps(x)
+    /// erf(x/√2) and e^(−x²/2) of 8 values (Abramowitz & Stegun 7.1.26; the exponential is the
+    /// one the formula needs, so GELU′ gets φ(x) from it).
+    @inline(__always) static func erfAndGauss8(_ v: __m256) -> (erf: __m256, gauss: __m256) {
         let z = _mm256_mul_ps(v, _mm256_set1_ps(0.7071067811865476))
         let signMask = _mm256_set1_ps(-0.0)
         let az = _mm256_andnot_ps(signMask, z)
@@ -173,7 +173,13 @@ enum AVX2Math {
         poly = _mm256_mul_ps(poly, t)
         let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(az, az)))
         let erfAbs = _mm256_fnmadd_ps(poly, e, _mm256_set1_ps(1))
-        let erf = _mm256_or_ps(erfAbs, _mm256_and_ps(z, signMask))
+        return (_mm256_or_ps(erfAbs, _mm256_and_ps(z, signMask)), e)
+    }
+
+    /// d ← d · (Φ(x) + x·φ(x)).
+    @inline(__always) static func geluGrad8(_ d: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>) {
+        let v = _mm256_loadu_ps(x)
+        let (erf, e) = erfAndGauss8(v)
         let cdf = _mm256_mul_ps(_mm256_set1_ps(0.5), _mm256_add_ps(_mm256_set1_ps(1), erf))
         let grad = _mm256_fmadd_ps(_mm256_mul_ps(v, e), _mm256_set1_ps(0.3989422804014327), cdf)
         _mm256_storeu_ps(d, _mm256_mul_ps(_mm256_loadu_ps(d), grad))
@@ -181,19 +187,7 @@ enum AVX2Math {
 
     @inline(__always) static func gelu8(_ p: UnsafeMutablePointer<Float>) {
         let v = _mm256_loadu_ps(p)
-        let z = _mm256_mul_ps(v, _mm256_set1_ps(0.7071067811865476))
-        let signMask = _mm256_set1_ps(-0.0)
-        let az = _mm256_andnot_ps(signMask, z)
-        let t = _mm256_div_ps(_mm256_set1_ps(1), _mm256_fmadd_ps(_mm256_set1_ps(0.3275911), az, _mm256_set1_ps(1)))
-        var poly = _mm256_set1_ps(1.061405429)
-        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(-1.453152027))
-        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(1.421413741))
-        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(-0.284496736))
-        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(0.254829592))
-        poly = _mm256_mul_ps(poly, t)
-        let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(az, az)))
-        let erfAbs = _mm256_fnmadd_ps(poly, e, _mm256_set1_ps(1))
-        let erf = _mm256_or_ps(erfAbs, _mm256_and_ps(z, signMask))
+        let erf = erfAndGauss8(v).erf
         _mm256_storeu_ps(p, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5), v), _mm256_add_ps(_mm256_set1_ps(1), erf)))
     }
 }

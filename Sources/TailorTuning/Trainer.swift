@@ -136,13 +136,8 @@ public final class LoRATrainer {
 
     /// Example indices of optimizer step `s`: epoch e visits the examples in a seeded shuffle.
     func examples(step s: Int) -> [[Int]] {
-        let e = s / stepsPerEpoch, within = s % stepsPerEpoch
-        var rng = SplitMix64(seed: options.seed &+ UInt64(e) &* 0x9E37_79B9)
-        var order = Array(train.indices)
-        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
-        let perStep = options.batchSize * options.accumulation
-        let chunk = Array(order[(within * perStep)..<min(order.count, (within + 1) * perStep)])
-        return stride(from: 0, to: chunk.count, by: options.batchSize).map { Array(chunk[$0..<min(chunk.count, $0 + options.batchSize)]) }
+        TrainingLoop<TuneOptions>.batches(step: s, count: train.count, stepsPerEpoch: stepsPerEpoch, batch: options.batchSize,
+                                          accumulation: options.accumulation, seed: options.seed)
     }
 
     /// One optimizer step; returns the mean loss, the gradient norm before clipping and the tokens run.

@@ -152,6 +152,18 @@ struct TrainingLoop<Options: Codable & Equatable> {
                        lastLoss: lastLoss)
     }
 
+    /// Example indices of optimizer step `s`, as micro-batches: epoch e visits the examples in a
+    /// seeded shuffle of its own.
+    static func batches(step s: Int, count: Int, stepsPerEpoch: Int, batch: Int, accumulation: Int, seed: UInt64) -> [[Int]] {
+        let e = s / stepsPerEpoch, within = s % stepsPerEpoch
+        var rng = SplitMix64(seed: seed &+ UInt64(e) &* 0x9E37_79B9)
+        var order = Array(0..<count)
+        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        let perStep = batch * accumulation
+        let chunk = Array(order[min(order.count, within * perStep)..<min(order.count, (within + 1) * perStep)])
+        return stride(from: 0, to: chunk.count, by: batch).map { Array(chunk[$0..<min(chunk.count, $0 + batch)]) }
+    }
+
     static func validationLine(step: Int, epoch: Double, _ v: Validation, peak: Bool) -> JSONValue {
         var f: [(String, JSONValue)] = [("step", .int(step)), ("epoch", .double(epoch)), ("val_loss", .double(v.loss))]
         if let a = v.accuracy { f.append(("val_accuracy", .double(a))) }

@@ -114,20 +114,28 @@ struct Tune: AsyncParsableCommand {
                 }
             }
             line.finish()
-            if stopRequested.load(ordering: .relaxed) {
-                note("stopped at step \(summary.steps) with a checkpoint; run the same command to resume")
-                throw ExitCode(130)
-            }
-            var end = "done: \(summary.steps) steps in \(formatDuration(summary.seconds))"
-            if summary.tokensPerSecond > 0 { end += String(format: " (%.0f tokens/s)", summary.tokensPerSecond) }
-            if summary.stoppedEarly { end += "; stopped early (no improvement in \(opts.patience) validations)" }
-            note(end)
+            try reportTrainingEnd(steps: summary.steps, seconds: summary.seconds,
+                                  rate: summary.tokensPerSecond > 0 ? String(format: "%.0f tokens/s", summary.tokensPerSecond) : nil,
+                                  stoppedEarly: summary.stoppedEarly, patience: opts.patience)
             if let b = summary.bestValidationLoss, let s = summary.bestStep {
                 note(String(format: "best validation loss %.4f at step %d", b, s) + (summary.initialValidationLoss.map { String(format: " (%.4f before tuning)", $0) } ?? ""))
             }
             print("adapter: \(displayPath(out)) (PEFT: \(AdapterFiles.peftWeights), llama.cpp: \(AdapterFiles.ggufName)); metrics: \(LoRATrainer.metricsName), curve: \(LoRATrainer.curveName)")
         }
     }
+}
+
+/// The line after a training run: done (with its rate and an early stop), or stopped by Ctrl-C
+/// with a checkpoint (exit 130).
+func reportTrainingEnd(steps: Int, seconds: Double, rate: String?, stoppedEarly: Bool, patience: Int) throws {
+    if stopRequested.load(ordering: .relaxed) {
+        note("stopped at step \(steps) with a checkpoint; run the same command to resume")
+        throw ExitCode(130)
+    }
+    var end = "done: \(steps) steps in \(formatDuration(seconds))"
+    if let rate { end += " (\(rate))" }
+    if stoppedEarly { end += "; stopped early (no improvement in \(patience) validations)" }
+    note(end)
 }
 
 func formatCount(_ n: Int) -> String {

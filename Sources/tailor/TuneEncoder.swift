@@ -103,14 +103,9 @@ struct EncoderTrainingOptions: ParsableArguments {
             }
         }
         line.finish()
-        if stopRequested.load(ordering: .relaxed) {
-            note("stopped at step \(summary.steps) with a checkpoint; run the same command to resume")
-            throw ExitCode(130)
-        }
-        var end = "done: \(summary.steps) steps in \(formatDuration(summary.seconds))"
-        if summary.samplesPerSecond > 0 { end += String(format: " (%.1f examples/s)", summary.samplesPerSecond) }
-        if summary.stoppedEarly { end += "; stopped early (no improvement in \(o.patience) validations)" }
-        note(end)
+        try reportTrainingEnd(steps: summary.steps, seconds: summary.seconds,
+                              rate: summary.samplesPerSecond > 0 ? String(format: "%.1f examples/s", summary.samplesPerSecond) : nil,
+                              stoppedEarly: summary.stoppedEarly, patience: o.patience)
         if let b = summary.best, let s = summary.bestStep {
             if case .classification = trainer.task {
                 note(String(format: "best validation accuracy %.1f%% (loss %.4f) at step %d", 100 * b.accuracy, b.loss, s)
