@@ -187,6 +187,29 @@ public enum PairGenerator {
         return out
     }
 
+    /// Questions drafted by a language model from passages (one per passage; at most `limit`
+    /// passages, spread evenly over the list): the model is asked for one question the passage
+    /// answers, greedy, and the first line is kept when it is a question of 4+ words.
+    public static func draftQuestions(_ passages: [Passage], model: LanguageModel, limit: Int,
+                                      progress: (Int, Int) -> Void = { _, _ in }, shouldStop: () -> Bool = { false }) throws -> [TextPair] {
+        let stride = max(1, passages.count / max(1, limit))
+        let chosen = Swift.stride(from: 0, to: passages.count, by: stride).prefix(limit).map { passages[$0] }
+        var out: [TextPair] = []
+        for (i, p) in chosen.enumerated() {
+            if shouldStop() { break }
+            let text = String(p.text.prefix(1500))
+            // The passage first, then the request: small chat models follow this order best.
+            let ask = "\(text)\n\nWrite a question about the text above."
+            let ids = model.encodeChat(try model.chatTemplate.render([.user(ask)], addGenerationPrompt: true))
+            let r = try model.generator().generate(prompt: ids, maxTokens: 40, sampling: .greedy, stop: ["\n"],
+                                                   cache: model.model.makeCache(maxTokens: ids.count + 41))
+            let q = r.text.trimmingCharacters(in: .whitespacesAndNewlines)
+            if q.hasSuffix("?"), q.split(separator: " ").count >= 4 { out.append(TextPair(query: q, passage: p.text)) }
+            progress(i + 1, chosen.count)
+        }
+        return out
+    }
+
     /// Sentences: split after . ! ? followed by a space and an upper-case letter or digit.
     static func split(_ text: String) -> [String] {
         let chars = Array(text)

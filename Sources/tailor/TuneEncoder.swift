@@ -234,7 +234,7 @@ struct TuneRetriever: AsyncParsableCommand {
         commandName: "tune-retriever",
         abstract: "Fine-tune an embedding model on (query, passage) pairs so that retrieval finds your passages.",
         discussion: """
-        PAIRS.jsonl holds {"query", "passage"} per line (optionally "negative": a passage that does not answer). Training uses the multiple-negatives ranking loss: each query against every passage of its batch, its own passage the one to rank first (larger --batch: more negatives). Without PAIRS, pairs are generated from a collection (-c) or a corpus (--corpus): a document's title as the query of its text, and a sentence of a passage as the query of the rest (the inverse cloze task).
+        PAIRS.jsonl holds {"query", "passage"} per line (optionally "negative": a passage that does not answer). Training uses the multiple-negatives ranking loss: each query against every passage of its batch, its own passage the one to rank first (larger --batch: more negatives). Without PAIRS, pairs are generated from a collection (-c) or a corpus (--corpus): a document's title as the query of its text, a sentence of a passage as the query of the rest (the inverse cloze task), and with --generate questions, questions that a language model drafts from passages.
 
         The output directory is a sentence-transformers model: use it with `tailor reindex -c NAME -m DIR` (re-embeds a collection), `tailor embed -m DIR` or `tailor eval retrieval -m DIR`. With --beir DIR (corpus.jsonl, queries.jsonl, qrels/test.tsv) nDCG@10 on the judged queries is measured before and after.
         """)
@@ -243,7 +243,9 @@ struct TuneRetriever: AsyncParsableCommand {
     @OptionGroup var common: EncoderTrainingOptions
     @Option(name: [.customShort("c"), .long], help: "Generate pairs from this collection's chunks.") var collection: String?
     @Option(help: "Generate pairs from this corpus (JSONL {\"title\", \"text\"}, BEIR's corpus.jsonl).") var corpus: String?
-    @Option(name: .customLong("generate"), help: "Kinds of generated pairs, comma-separated: titles, sentences.") var generate: String = "titles,sentences"
+    @Option(name: .customLong("generate"), help: "Kinds of generated pairs, comma-separated: titles, sentences, questions (drafted from passages by the --draft-model language model; slower).") var generate: String = "titles,sentences"
+    @Option(name: .customLong("draft-model"), help: "Language model that drafts questions (default: the default chat model).") var draftModel: String?
+    @Option(name: .customLong("draft-limit"), help: "Passages to draft questions for (spread over the collection).") var draftLimit: Int = 500
     @Option(name: .customLong("max-pairs"), help: "At most this many generated pairs (seeded sample).") var maxPairs: Int?
     @Option(help: "Evaluate nDCG@10 before and after on a BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels/test.tsv).") var beir: String?
     @Option(help: "Similarity scale of the ranking loss.") var scale: Float = 20
@@ -256,13 +258,27 @@ struct TuneRetriever: AsyncParsableCommand {
             all = try runReportingErrors { try TextPair.load(pairs) }
         } else {
             let kinds = Set(generate.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-            guard !kinds.isEmpty, kinds.isSubset(of: ["titles", "sentences"]) else { throw ValidationError("--generate takes titles and/or sentences") }
+            guard !kinds.isEmpty, kinds.isSubset(of: ["titles", "sentences", "questions"]) else { throw ValidationError("--generate takes titles, sentences and/or questions") }
             let passages = try runReportingErrors { () -> [PairGenerator.Passage] in
                 if let corpus { return try PairGenerator.passages(corpus: corpus) }
                 guard let collection else { throw TuningError.badOption("give training pairs (PAIRS.jsonl), or -c COLLECTION or --corpus FILE to generate them from") }
                 return try PairGenerator.passages(collection: collection)
             }
             all = PairGenerator.pairs(passages, titles: kinds.contains("titles"), sentences: kinds.contains("sentences"), seed: common.seed)
+            if kinds.contains("questions") {
+                installInterruptHandler()
+                let lm = try runReportingErrors { try LanguageModel(draftModel, threads: common.threads) }
+                let line = ProgressLine()
+                let drafted = try runReportingErrors {
+                    try PairGenerator.draftQuestions(passages, model: lm, limit: draftLimit, progress: { d, n in
+                        line.update("drafting questions with \(lm.name): \(d)/\(n) passages")
+                    }, shouldStop: { stopRequested.load(ordering: .relaxed) })
+                }
+                line.finish()
+                if stopRequested.load(ordering: .relaxed) { throw ExitCode(130) }
+                note("drafted \(drafted.count) questions with \(lm.name)")
+                all += drafted
+            }
             note("generated \(all.count) pairs from \(passages.count) passages (\(kinds.sorted().joined(separator: " and ")))")
         }
         if let maxPairs, all.count > maxPairs {

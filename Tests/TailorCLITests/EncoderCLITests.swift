@@ -90,9 +90,13 @@ import Testing
 
         let out = dir.appendingPathComponent("ret").path
         let r = try cli.tailor(["tune-retriever", "--corpus", beir.appendingPathComponent("corpus.jsonl").path, "-o", out, "--beir", beir.path,
+                                "--generate", "titles,sentences,questions", "--draft-limit", "3",
                                 "--max-steps", "3", "--batch", "8", "--max-len", "96", "--eval-every", "3", "-t", "2", "--json"])
         #expect(r.status == 0, "\(r.err)")
         #expect(r.err.contains("generated") && r.err.contains("pairs from"), "\(r.err)")
+        #expect(r.err.contains("drafted ") && !r.err.contains("drafted 0 "), "\(r.err)")
+        let pairs = try String(contentsOfFile: out + "/pairs.jsonl", encoding: .utf8)
+        #expect(pairs.contains("?\""), "drafted questions are among the pairs")
         let res = try #require(try JSONSerialization.jsonObject(with: Data(r.out.split(separator: "\n").last!.utf8)) as? [String: Any])
         let before = try #require(res["ndcg10_before"] as? Double), after = try #require(res["ndcg10_after"] as? Double)
         #expect(before > 0.3 && after > 0.3, "nDCG@10 \(before) → \(after)")
