@@ -16,5 +16,7 @@ $TAILOR eval classify --data data/test-labels.jsonl --template "$TEMPLATE" --jso
 $TAILOR eval classify --data data/test-labels.jsonl --template "$TEMPLATE" --adapter adapter --json -o results/predictions-tuned.jsonl > results/accuracy-tuned.json
 PROMPT="$(python3 -c "import json; r = json.loads(open('data/test.jsonl').readline()); print('<|im_start|>user\n' + r['prompt'] + '<|im_end|>\n<|im_start|>assistant\n', end='')")"
 python3 ../../scripts/reference/check_adapter.py "$MODEL" adapter --prompt "$PROMPT" -n 4 --tailor "$TAILOR" 2>/dev/null | tail -1 > results/adapter-check.json
-$TAILOR compare --eval data/test-labels.jsonl --adapter adapter --template "$TEMPLATE" -o report
+# The encoder classifier of ../sentiment-encoder (run that first) is compared as a fifth system.
+CLASSIFIER=(); [ -d ../sentiment-encoder/classifier ] && CLASSIFIER=(--classifier ../sentiment-encoder/classifier)
+$TAILOR compare --eval data/test-labels.jsonl --adapter adapter --template "$TEMPLATE" "${CLASSIFIER[@]}" -o report
 cat results/accuracy-base.json results/accuracy-tuned.json
