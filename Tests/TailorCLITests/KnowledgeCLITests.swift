@@ -175,11 +175,15 @@ import Testing
         #expect(mismatch.status != 0 && mismatch.err.contains("tailor reindex"), "\(mismatch.err)")
         let r = try cli.tailor(["reindex", "-c", col, "-m", copy.path])
         #expect(r.status == 0, "\(r.err)")
-        #expect(r.out.contains("with my-minilm (384 dims)"))
+        // A model outside the model cache is recorded by its path, so later commands find it without -m.
+        let recorded = copy.standardizedFileURL.path
+        #expect(r.out.contains("with \(recorded) (384 dims)"), "\(r.out)")
         let s = try cli.tailor(["search", "brake fluid", "-c", col, "-m", copy.path, "-k", "1"])
         #expect(s.status == 0 && s.out.contains("mineral oil"), "\(s.out)\(s.err)")
+        let plain = try cli.tailor(["search", "brake fluid", "-c", col, "-k", "1"])
+        #expect(plain.status == 0 && plain.out.contains("mineral oil"), "\(plain.out)\(plain.err)")
         let st = try #require(try json(cli.tailor(["collections", "stats", col, "--json"]).out) as? [String: Any])
-        #expect(st["embedder"] as? String == "my-minilm")
+        #expect(st["embedder"] as? String == recorded)
     }
 
     @Test func evalRetrievalOnATinyBEIRSet() throws {
