@@ -6,14 +6,14 @@
 # serve as pairs here.
 #   GENERATE=titles (default): each abstract's title as the query of its text;
 #   GENERATE=titles,sentences PAIRS=3000: plus one sentence as the query of the rest (inverse cloze);
-#   GENERATE=titles,questions: plus questions SmolLM2 drafts from 400 abstracts.
+#   GENERATE=questions DRAFTS=300: questions SmolLM2 drafts from 300 abstracts (3 epochs).
 set -euo pipefail
 cd "$(dirname "$0")"
 beir=${BEIR:-../../../shared/data/beir-scifact}
 tailor=${TAILOR:-tailor}
 generate=${GENERATE:-titles}
 out=results/${generate//,/-and-}${PAIRS:+-$PAIRS}
-"$tailor" tune-retriever --corpus "$beir/corpus.jsonl" --beir "$beir" -o retriever --generate "$generate" --draft-limit 400 \
+"$tailor" tune-retriever --corpus "$beir/corpus.jsonl" --beir "$beir" -o retriever --generate "$generate" --draft-limit "${DRAFTS:-400}" \
   ${PAIRS:+--max-pairs "$PAIRS"} --epochs 1 --batch 32 --max-len 128 --threads "${THREADS:-2}" "$@"
 mkdir -p "$out"
 cp retriever/evaluation.json retriever/metrics.jsonl retriever/loss.svg "$out/"
