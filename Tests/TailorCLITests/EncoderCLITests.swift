@@ -106,8 +106,8 @@ import Testing
         // A collection built with the base embedder, re-embedded with the tuned one, still answers searches.
         let docs = dir.appendingPathComponent("docs")
         try FileManager.default.createDirectory(at: docs, withIntermediateDirectories: true)
-        try "Vitamin D deficiency is associated with a higher risk of hip fractures in elderly women.".write(to: docs.appendingPathComponent("a.txt"), atomically: true, encoding: .utf8)
-        try "Regular exercise lowers blood pressure in adults with hypertension.".write(to: docs.appendingPathComponent("b.txt"), atomically: true, encoding: .utf8)
+        try "Vitamin D deficiency is associated with a higher risk of hip fractures in elderly women. The effect was strongest in women over seventy who lived in care homes. Supplements given for two years halved the difference.".write(to: docs.appendingPathComponent("a.txt"), atomically: true, encoding: .utf8)
+        try "Regular exercise lowers blood pressure in adults with hypertension. Thirty minutes of brisk walking on most days was enough in the trial. The benefit faded within a month of stopping.".write(to: docs.appendingPathComponent("b.txt"), atomically: true, encoding: .utf8)
         let col = dir.appendingPathComponent("col").path
         #expect(try cli.tailor(["ingest", docs.path, "-c", col]).status == 0)
         let re = try cli.tailor(["reindex", "-c", col, "-m", out])
@@ -115,5 +115,12 @@ import Testing
         let s = try cli.tailor(["search", "fracture risk and vitamin D", "-c", col, "--mode", "vector", "-k", "1", "--json"])
         #expect(s.status == 0, "\(s.err)")
         #expect(s.out.contains("a.txt"), "\(s.out)")
+        // Pairs generated from the collection's chunks (inverse cloze: a sentence → the rest).
+        let fromCollection = try cli.tailor(["tune-retriever", "-c", col, "-o", dir.appendingPathComponent("ret2").path, "--generate", "sentences",
+                                             "--max-steps", "1", "--batch", "2", "--val-fraction", "0", "-t", "2"])
+        #expect(fromCollection.status == 0, "\(fromCollection.err)")
+        #expect(fromCollection.err.contains("generated 2 pairs from 2 passages"), "\(fromCollection.err)")
+        let none = try cli.tailor(["tune-retriever", "-o", dir.appendingPathComponent("ret3").path])
+        #expect(none.status != 0 && none.err.contains("give training pairs"), "\(none.err)")
     }
 }
