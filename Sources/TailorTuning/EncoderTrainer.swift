@@ -96,7 +96,6 @@ public struct EncoderTuneOptions: Codable, Equatable, Sendable {
         func bad(_ s: String) -> TuningError { .badOption(s) }
         guard epochs > 0 else { throw bad("--epochs must be at least 1") }
         guard learningRate > 0, learningRate < 1 else { throw bad("--lr must be between 0 and 1 (typical encoder rates are 2e-5 to 1e-4)") }
-        guard batchSize > 1 || accumulation > 0 else { throw bad("--batch must be at least 1") }
         guard batchSize > 0, accumulation > 0 else { throw bad("--batch and --accumulate must be at least 1") }
         guard maxLength >= 4 else { throw bad("--max-len must be at least 4 tokens") }
         guard dropout >= 0, dropout < 1 else { throw bad("--dropout must be in [0, 1)") }
