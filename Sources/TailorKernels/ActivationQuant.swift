@@ -20,6 +20,8 @@ public final class QuantizedActivations {
     // 32-element blocks: [tokens × n/32] scales, [tokens × n] values.
     public let d32: UnsafeMutablePointer<Float>
     public let s32: UnsafeMutablePointer<Float>
+    /// d32 and s32 interleaved ([tokens × n/32] pairs), one 8-byte load per block for the kernels.
+    public let ds32: UnsafeMutablePointer<Float>
     public let sum32: UnsafeMutablePointer<Int32>
     public let q32: UnsafeMutablePointer<Int8>
     // 256-element blocks: [tokens × n/256] scales, [tokens × n] values, [tokens × n/16] sums.
@@ -32,6 +34,7 @@ public final class QuantizedActivations {
         self.tokens = tokens
         d32 = .allocate(capacity: max(1, tokens * n / 32))
         s32 = .allocate(capacity: max(1, tokens * n / 32))
+        ds32 = .allocate(capacity: max(2, 2 * tokens * n / 32))
         sum32 = .allocate(capacity: max(1, tokens * n / 32))
         q32 = .allocate(capacity: max(1, tokens * n))
         dK = .allocate(capacity: max(1, tokens * n / 256))
@@ -40,7 +43,7 @@ public final class QuantizedActivations {
     }
 
     deinit {
-        d32.deallocate(); s32.deallocate(); sum32.deallocate(); q32.deallocate()
+        d32.deallocate(); s32.deallocate(); ds32.deallocate(); sum32.deallocate(); q32.deallocate()
         dK.deallocate(); qK.deallocate(); bsumsK.deallocate()
     }
 
@@ -59,9 +62,28 @@ public final class QuantizedActivations {
 
     @inline(__always)
     private func quantize32(_ x: UnsafePointer<Float>, _ block: Int, _ q: UnsafeMutablePointer<Int8>) {
+        let (d, sum) = QuantizedActivations.block32Vector(x, q)
+        d32[block] = halfToFloat(floatToHalf(d))
+        s32[block] = halfToFloat(floatToHalf(d * Float(sum)))
+        sum32[block] = sum
+        ds32[2 * block] = d32[block]
+        ds32[2 * block + 1] = s32[block]
+    }
+
+    /// `block32` with AVX2 where the build has it.
+    @inline(__always) static func block32Vector(_ x: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Int8>) -> (Float, Int32) {
+        #if TAILOR_AVX2
+        return AVX2Quant.block32(x, q)
+        #else
+        return block32(x, q)
+        #endif
+    }
+
+    /// The reference arithmetic of one 32-block: q = round-half-even(x·127/amax); returns
+    /// (amax/127, Σq). The AVX2 version gives the same bytes.
+    static func block32(_ x: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Int8>) -> (Float, Int32) {
         var amax: Float = 0
         for j in 0..<32 { amax = max(amax, abs(x[j])) }
-        let d = amax / 127
         let id: Float = amax != 0 ? 127 / amax : 0
         var sum: Int32 = 0
         for j in 0..<32 {
@@ -69,9 +91,7 @@ public final class QuantizedActivations {
             q[j] = v
             sum += Int32(v)
         }
-        d32[block] = halfToFloat(floatToHalf(d))
-        s32[block] = halfToFloat(floatToHalf(d * Float(sum)))
-        sum32[block] = sum
+        return (amax / 127, sum)
     }
 
     @inline(__always)
@@ -94,3 +114,28 @@ public final class QuantizedActivations {
         dK[block] = 1 / iscale
     }
 }
+
+#if TAILOR_AVX2
+import _Builtin_intrinsics.intel
+
+enum AVX2Quant {
+    /// `QuantizedActivations.block32` with vectors (cvtps2dq rounds to nearest even, as the
+    /// reference does).
+    @inline(__always) static func block32(_ x: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Int8>) -> (Float, Int32) {
+        let v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24)
+        let sign = _mm256_set1_ps(-0.0)
+        let m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                              _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)))
+        let amax = unsafeBitCast(m, to: SIMD8<Float>.self).max()
+        let vid = _mm256_set1_ps(amax != 0 ? 127 / amax : 0)
+        let i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, vid)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, vid))
+        let i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, vid)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, vid))
+        let s = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3))
+        // The packs interleave 128-bit lanes; the permutation restores element order.
+        let p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3))
+        let ordered = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+        _mm256_storeu_si256(UnsafeMutableRawPointer(q).assumingMemoryBound(to: __m256i.self), ordered)
+        return (amax / 127, unsafeBitCast(s, to: SIMD8<Int32>.self).wrappedSum())
+    }
+}
+#endif

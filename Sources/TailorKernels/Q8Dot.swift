@@ -144,15 +144,17 @@ import _Builtin_intrinsics.intel
 enum AVX2Q8 {
     /// One fp16 field to fp32 with the F16C instruction (a table in a lazy global costs a call).
     @inline(__always) static func half(_ p: UnsafeRawPointer, _ o: Int) -> Float {
-        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(Int32(p.loadUnaligned(fromByteOffset: o, as: UInt16.self)))))
+        // A broadcast writes the whole register: inserting into one (vpinsrw) made each conversion
+        // wait for whatever last wrote that register, often an accumulator.
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_set1_epi16(p.loadUnaligned(fromByteOffset: o, as: Int16.self))))
     }
     @inline(__always) static func load32(_ p: UnsafeRawPointer) -> __m256i { _mm256_loadu_si256(p.assumingMemoryBound(to: __m256i.self)) }
     @inline(__always) static func load16(_ p: UnsafeRawPointer) -> __m128i { _mm_loadu_si128(p.assumingMemoryBound(to: __m128i.self)) }
     /// 16 bytes of nibbles → 32 bytes: low nibbles then high nibbles (elements 0…15, 16…31).
+    /// One broadcast load, one variable shift (the upper half by 4) and one mask.
     @inline(__always) static func nibbles(_ p: UnsafeRawPointer) -> __m256i {
-        let q = load16(p)
-        let m = _mm_set1_epi8(0x0F)
-        return _mm256_setr_m128i(_mm_and_si128(q, m), _mm_and_si128(_mm_srli_epi16(q, 4), m))
+        _mm256_and_si256(_mm256_srlv_epi64(_mm256_broadcastsi128_si256(load16(p)), _mm256_setr_epi64x(0, 0, 4, 4)),
+                         _mm256_set1_epi8(0x0F))
     }
     /// Σ u[i]·s[i] over 32 byte pairs, as eight i32 lanes.
     @inline(__always) static func dotUS(_ u: __m256i, _ s: __m256i) -> __m256i {
@@ -188,24 +190,30 @@ enum AVX2Q8 {
     }
 
     /// Two rows at once: the activation loads are shared and the two rows' chains overlap.
+    /// Per block and row: the nibbles come from one broadcast load, a variable shift and a mask;
+    /// the fp16 scale and minimum convert together and multiply the activation's (d, s) pair in
+    /// one vector product, so the minimum terms add up in a vector lane instead of a scalar chain.
     static func q4_1x2(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> (Float, Float) {
         let nb = a.n / 32
         let q = UnsafeRawPointer(a.q32 + t * a.n)
-        let d32 = a.d32 + t * nb, s32 = a.s32 + t * nb
+        let ds = UnsafeRawPointer(a.ds32 + 2 * t * nb)
         var acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps()
-        var min0: Float = 0, min1: Float = 0
+        var m0 = _mm_setzero_ps(), m1 = _mm_setzero_ps()
         for b in 0..<nb {
             let p0 = r0 + b &* 20, p1 = r1 + b &* 20
             let x = load32(q + 32 &* b)
-            let s0 = dotUS(nibbles(p0 + 4), x), s1 = dotUS(nibbles(p1 + 4), x)
-            let dx = d32[b], sx = s32[b]
-            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(p0, 0) * dx), _mm256_cvtepi32_ps(s0), acc0)
-            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(p1, 0) * dx), _mm256_cvtepi32_ps(s1), acc1)
-            min0 += half(p0, 2) * sx
-            min1 += half(p1, 2) * sx
+            let xs = _mm_castpd_ps(_mm_load_sd(ds.assumingMemoryBound(to: Double.self) + b))
+            let i0 = dotUS(nibbles(p0 + 4), x), i1 = dotUS(nibbles(p1 + 4), x)
+            let f0 = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(p0.loadUnaligned(as: Int32.self))), xs)
+            let f1 = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(p1.loadUnaligned(as: Int32.self))), xs)
+            acc0 = _mm256_fmadd_ps(_mm256_broadcastss_ps(f0), _mm256_cvtepi32_ps(i0), acc0)
+            acc1 = _mm256_fmadd_ps(_mm256_broadcastss_ps(f1), _mm256_cvtepi32_ps(i1), acc1)
+            m0 = _mm_add_ps(m0, f0)
+            m1 = _mm_add_ps(m1, f1)
         }
-        return (hsum(acc0) + min0, hsum(acc1) + min1)
+        return (hsum(acc0) + lane1(m0), hsum(acc1) + lane1(m1))
     }
+    @inline(__always) static func lane1(_ v: __m128) -> Float { _mm_cvtss_f32(_mm_movehdup_ps(v)) }
 
     static func q8_0x2(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> (Float, Float) {
         let nb = a.n / 32

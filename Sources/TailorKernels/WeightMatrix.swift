@@ -1,6 +1,7 @@
 // A weight matrix as the model file stores it: `rows` rows of `cols` elements each, every row a
 // run of quantized blocks, read in place from the memory map (never copied).
 import CBLAS
+import Foundation
 
 public struct WeightMatrix: @unchecked Sendable {
     public let type: GGMLType
@@ -41,6 +42,7 @@ public enum MatMul {
     /// Tokens at or below this use the matrix-vector kernels.
     public static let vectorLimit = 4
     static let panelRows = 64
+    static let prefetchDistance = Int(ProcessInfo.processInfo.environment["TAILOR_PF"] ?? "") ?? 2048
 
     /// y[t, o] = Σ_i x[t, i] · W[o, i].  x: [tokens × W.cols], y: [tokens × W.rows].
     public static func forward(_ x: UnsafePointer<Float>, _ w: WeightMatrix, _ y: UnsafeMutablePointer<Float>,
@@ -108,7 +110,8 @@ public enum MatMul {
     static func forEachRowPair(_ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)], pool: ThreadPool,
                                _ body: (WeightMatrix, UnsafeMutablePointer<Float>, Int, Bool, Int) -> Void) {
         let totalRows = outputs.reduce(0) { $0 + $1.0.rows }
-        let parts = min(pool.threads, max(1, totalRows / 8))
+        // A few chunks per thread: whichever thread starts first or runs faster takes more of them.
+        let parts = min(pool.threads > 1 ? 4 * pool.threads : 1, max(1, totalRows / 16))
         // Even split points, so pairs never straddle two threads.
         let per = ((totalRows + parts - 1) / parts + 1) & ~1
         pool.dispatch(parts) { c in
@@ -121,11 +124,10 @@ public enum MatMul {
                 let stop = min(end, base + w.rows)
                 var row = r - base
                 while row < stop - base {
-                    if row + 4 < w.rows {
-                        let ahead = UnsafeRawPointer(w.row(row + 4))
-                        var off = 0
-                        while off < 2 * w.rowBytes { tailor_prefetch(ahead + off); off += 64 }
-                    }
+                    let ahead = UnsafeRawPointer(w.row(row)) + MatMul.prefetchDistance
+                    let endp = UnsafeRawPointer(w.row(w.rows))
+                    var off = 0
+                    while off < 2 * w.rowBytes, ahead + off < endp { tailor_prefetch(ahead + off); off += 64 }
                     let pair = row + 1 < stop - base
                     body(w, y, row, pair, c)
                     row += pair ? 2 : 1

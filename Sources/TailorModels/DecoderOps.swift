@@ -86,29 +86,32 @@ enum DecoderOps {
             let pos = start + t
             let first = window.map { max(0, pos - $0 + 1) } ?? 0
             let qh = q + t * Q + h * D
-            for d in 0..<D { qr[d] = half ? halfToFloat(floatToHalf(qh[d])) : qh[d] }
+            qr.update(from: qh, count: D)
+            let n = pos - first + 1
+            let o = out + t * Q + h * D
+            if half {
+                // fp16 cache (llama.cpp's arithmetic): the query and the weights rounded to fp16.
+                HalfDot.roundToHalf(qr, D)
+                HalfDot.scores(qr, kh + first * KV + kvh * D, stride: KV, count: n, dim: D, scale: scale, into: scores + first)
+                VectorMath.softmax(scores + first, n)
+                HalfDot.roundToHalf(scores + first, n)
+                HalfDot.weightedSum(scores + first, vh + first * KV + kvh * D, stride: KV, count: n, dim: D, into: o)
+                return
+            }
             var mx = -Float.infinity
             for j in first...pos {
-                let s: Float
-                if half { s = HalfDot.dot(qr, kh + j * KV + kvh * D, D) * scale }
-                else { s = MatMul.dot(qr, kf + j * KV + kvh * D, D) * scale }
+                let s = MatMul.dot(qr, kf + j * KV + kvh * D, D) * scale
                 scores[j] = s
                 mx = max(mx, s)
             }
             var sum: Float = 0
             for j in first...pos { let e = exp(scores[j] - mx); scores[j] = e; sum += e }
             let inv = 1 / sum
-            let o = out + t * Q + h * D
             o.update(repeating: 0, count: D)
             for j in first...pos {
-                var w = scores[j] * inv
-                if half {
-                    w = halfToFloat(floatToHalf(w))
-                    HalfDot.axpy(w, vh + j * KV + kvh * D, o, D)
-                } else {
-                    let vj = vf + j * KV + kvh * D
-                    for d in 0..<D { o[d] += w * vj[d] }
-                }
+                let w = scores[j] * inv
+                let vj = vf + j * KV + kvh * D
+                for d in 0..<D { o[d] += w * vj[d] }
             }
         }
     }

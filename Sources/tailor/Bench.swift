@@ -6,7 +6,7 @@ import TailorModels
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed: model prefill and decode (default), embeddings, or the machine's memory bandwidth.",
-        subcommands: [BenchModel.self, BenchMemory.self, BenchEmbed.self, BenchSearch.self, BenchTune.self, BenchTuneClassifier.self],
+        subcommands: [BenchModel.self, BenchMemory.self, BenchMatvec.self, BenchEmbed.self, BenchSearch.self, BenchTune.self, BenchTuneClassifier.self],
         defaultSubcommand: BenchModel.self)
 }
 
@@ -70,6 +70,41 @@ struct BenchMemory: AsyncParsableCommand {
             print("{\"read_gbps\": \(median / 1e9), \"samples_gbps\": [\(samples.map { String($0 / 1e9) }.joined(separator: ", "))], \"threads\": \(threads)}")
         } else {
             print(String(format: "memory read bandwidth: %.1f GB/s (median of %d passes over 1 GiB, %d threads)", median / 1e9, samples.count, threads))
+        }
+    }
+}
+
+struct BenchMatvec: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "matvec",
+        abstract: "Decoding kernels alone: one matrix-vector product per quantization type, from cache and from memory.")
+    @Option(help: "Types, comma-separated.") var types: String = "q4_0,q4_1,q5_0,q8_0,q4_K,q6_K"
+    @Option(help: "Rows of the matrix.") var rows: Int = 576
+    @Option(help: "Columns of the matrix (the input width; a multiple of 256 for K-quants).") var cols: Int = 1536
+    @Option(name: [.short, .long], help: "Threads.") var threads: Int = ThreadPool.availableCores
+    @Option(name: .short, help: "Repetitions.") var r: Int = 5
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let pool = ThreadPool(threads: threads)
+        var results: [KernelBenchmark.Result] = []
+        if !json { print("| type | matrix | from | GB/s | ns per block-row per thread |\n| --- | --- | --- | ---: | ---: |") }
+        for name in types.split(separator: ",") {
+            guard let type = GGMLType.allCases.first(where: { $0.description.lowercased() == name.lowercased() }),
+                  Quantizer.supported.contains(type) else {
+                throw ValidationError("unknown type \(name): use \(Quantizer.supported.map(\.description).joined(separator: ", "))")
+            }
+            guard cols % type.blockSize == 0 else { throw ValidationError("--cols \(cols) is not a multiple of \(type)'s block of \(type.blockSize)") }
+            let bytes = rows * (cols / type.blockSize) * type.blockBytes
+            let copies = max(1, (256 << 20) / max(1, bytes))
+            for (from, n) in [("cache", 1), ("memory", copies)] {
+                let res = KernelBenchmark.matvec(type: type, rows: rows, cols: cols, copies: n, calls: max(200, 2 * n), repetitions: r, pool: pool)
+                results.append(res)
+                if !json { print(String(format: "| %@ | %d×%d | %@ | %.1f | %.2f |", res.type, rows, cols, from, res.gbPerSecond, res.nanosecondsPerBlockRow)) }
+            }
+        }
+        if json {
+            let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try enc.encode(results), as: UTF8.self))
         }
     }
 }

@@ -52,6 +52,24 @@ import Testing
         }
     }
 
+    /// The vector 32-block quantizer gives the reference's bytes, scale and sum: on random values,
+    /// exact halves (x·127/amax landing on .5, where rounding must go to even), zeros and a
+    /// block that is all zero.
+    @Test func vectorBlockQuantizationEqualsReference() {
+        var rng = SplitMix64Test(seed: 11)
+        var blocks: [[Float]] = (0..<200).map { _ in (0..<32).map { _ in Float(Int(rng.next() % 20001) - 10000) / 313 } }
+        blocks.append((0..<32).map { j in j == 0 ? 127 : Float(j) + 0.5 })   // ties: q = j + 0.5 exactly
+        blocks.append([Float](repeating: 0, count: 32))
+        blocks.append((0..<32).map { j in j % 3 == 0 ? 0 : -Float(j) * 1e-3 })
+        for x in blocks {
+            var q1 = [Int8](repeating: 0, count: 32), q2 = [Int8](repeating: 0, count: 32)
+            let r1 = x.withUnsafeBufferPointer { xp in q1.withUnsafeMutableBufferPointer { QuantizedActivations.block32(xp.baseAddress!, $0.baseAddress!) } }
+            let r2 = x.withUnsafeBufferPointer { xp in q2.withUnsafeMutableBufferPointer { QuantizedActivations.block32Vector(xp.baseAddress!, $0.baseAddress!) } }
+            #expect(q1 == q2)
+            #expect(r1.0 == r2.0 && r1.1 == r2.1)
+        }
+    }
+
     @Test func activationQuantizationRoundTrips() {
         var rng = SplitMix64Test(seed: 3)
         let n = 512

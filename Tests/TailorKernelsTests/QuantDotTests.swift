@@ -62,4 +62,37 @@ import Testing
         y.withUnsafeMutableBufferPointer { yp in h.withUnsafeBufferPointer { HalfDot.axpy(0.5, $0.baseAddress!, yp.baseAddress!, n) } }
         for i in 0..<n { #expect(abs(y[i] - (x[i] + 0.5 * halfToFloat(h[i]))) < 1e-5) }
     }
+
+    /// The fused attention kernels give exactly what one `dot` per key and one `axpy` per value
+    /// give (the decoder's outputs must not move), for the head widths of SmolLM2 (64) and
+    /// Gemma 3 (256), a width with a remainder (40) and key counts around the 4-key step.
+    @Test(arguments: [64, 256, 40])
+    func attentionKernelsEqualOneRowAtATime(_ dim: Int) {
+        var rng = SplitMix64Test(seed: UInt64(dim))
+        let stride = 3 * dim + 8
+        for count in [1, 3, 4, 7, 130] {
+            let q = (0..<dim).map { _ in Float(Int(rng.next() % 2001) - 1000) / 700 }
+            let cache = (0..<(count * stride)).map { _ in floatToHalf(Float(Int(rng.next() % 2001) - 1000) / 500) }
+            var scores = [Float](repeating: 0, count: count)
+            q.withUnsafeBufferPointer { qp in cache.withUnsafeBufferPointer { kp in scores.withUnsafeMutableBufferPointer {
+                HalfDot.scores(qp.baseAddress!, kp.baseAddress! + 5, stride: stride, count: count, dim: dim, scale: 0.125, into: $0.baseAddress!)
+            } } }
+            for j in 0..<count {
+                let ref = q.withUnsafeBufferPointer { qp in cache.withUnsafeBufferPointer { HalfDot.dot(qp.baseAddress!, $0.baseAddress! + 5 + j * stride, dim) } } * 0.125
+                #expect(scores[j] == ref, "score \(j) of \(count), dim \(dim)")
+            }
+            var o = [Float](repeating: .nan, count: dim), ref = [Float](repeating: 0, count: dim)
+            scores.withUnsafeBufferPointer { wp in cache.withUnsafeBufferPointer { vp in o.withUnsafeMutableBufferPointer {
+                HalfDot.weightedSum(wp.baseAddress!, vp.baseAddress! + 5, stride: stride, count: count, dim: dim, into: $0.baseAddress!)
+            } } }
+            for j in 0..<count {
+                cache.withUnsafeBufferPointer { vp in ref.withUnsafeMutableBufferPointer { HalfDot.axpy(scores[j], vp.baseAddress! + 5 + j * stride, $0.baseAddress!, dim) } }
+            }
+            #expect(o == ref, "weighted sum of \(count) rows, dim \(dim)")
+        }
+        var x = (0..<37).map { _ in Float(Int(rng.next() % 200001) - 100000) / 7 }
+        let rounded = x.map { halfToFloat(floatToHalf($0)) }
+        x.withUnsafeMutableBufferPointer { HalfDot.roundToHalf($0.baseAddress!, 37) }
+        #expect(x == rounded)
+    }
 }
