@@ -215,6 +215,14 @@ enum AVX2Q8 {
     }
     @inline(__always) static func lane1(_ v: __m128) -> Float { _mm_cvtss_f32(_mm_movehdup_ps(v)) }
 
+    /// The leading fp16 scales of two blocks times the activation scale, as 8-lane broadcasts.
+    /// Both scales convert in one instruction, from 32-bit loads that write whole registers.
+    @inline(__always) static func scales2(_ p0: UnsafeRawPointer, _ p1: UnsafeRawPointer, _ dx: Float) -> (__m256, __m256) {
+        let h = _mm_unpacklo_epi16(_mm_cvtsi32_si128(p0.loadUnaligned(as: Int32.self)), _mm_cvtsi32_si128(p1.loadUnaligned(as: Int32.self)))
+        let f = _mm_mul_ps(_mm_cvtph_ps(h), _mm_set1_ps(dx))
+        return (_mm256_broadcastss_ps(f), _mm256_broadcastss_ps(_mm_movehdup_ps(f)))
+    }
+
     static func q8_0x2(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> (Float, Float) {
         let nb = a.n / 32
         let q = UnsafeRawPointer(a.q32 + t * a.n)
@@ -226,9 +234,9 @@ enum AVX2Q8 {
             let w0 = load32(p0 + 2), w1 = load32(p1 + 2)
             let s0 = dotUS(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(x, w0))
             let s1 = dotUS(_mm256_sign_epi8(w1, w1), _mm256_sign_epi8(x, w1))
-            let dx = d32[b]
-            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(p0, 0) * dx), _mm256_cvtepi32_ps(s0), acc0)
-            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(p1, 0) * dx), _mm256_cvtepi32_ps(s1), acc1)
+            let (c0, c1) = scales2(p0, p1, d32[b])
+            acc0 = _mm256_fmadd_ps(c0, _mm256_cvtepi32_ps(s0), acc0)
+            acc1 = _mm256_fmadd_ps(c1, _mm256_cvtepi32_ps(s1), acc1)
         }
         return (hsum(acc0), hsum(acc1))
     }
@@ -260,9 +268,9 @@ enum AVX2Q8 {
             let x = load32(q + 32 &* b)
             let off = _mm256_setr_epi32(8 &* sum32[b], 0, 0, 0, 0, 0, 0, 0)
             let s0 = _mm256_sub_epi32(dotUS(nibbles(p0 + 2), x), off), s1 = _mm256_sub_epi32(dotUS(nibbles(p1 + 2), x), off)
-            let dx = d32[b]
-            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(p0, 0) * dx), _mm256_cvtepi32_ps(s0), acc0)
-            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(p1, 0) * dx), _mm256_cvtepi32_ps(s1), acc1)
+            let (c0, c1) = scales2(p0, p1, d32[b])
+            acc0 = _mm256_fmadd_ps(c0, _mm256_cvtepi32_ps(s0), acc0)
+            acc1 = _mm256_fmadd_ps(c1, _mm256_cvtepi32_ps(s1), acc1)
         }
         return (hsum(acc0), hsum(acc1))
     }
@@ -303,9 +311,9 @@ enum AVX2Q8 {
             let off = _mm256_setr_epi32(16 &* sum32[b], 0, 0, 0, 0, 0, 0, 0)
             let w0 = _mm256_or_si256(nibbles(p0 + 6), fifthBits(p0.loadUnaligned(fromByteOffset: 2, as: UInt32.self)))
             let w1 = _mm256_or_si256(nibbles(p1 + 6), fifthBits(p1.loadUnaligned(fromByteOffset: 2, as: UInt32.self)))
-            let dx = d32[b]
-            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(p0, 0) * dx), _mm256_cvtepi32_ps(_mm256_sub_epi32(dotUS(w0, x), off)), acc0)
-            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(p1, 0) * dx), _mm256_cvtepi32_ps(_mm256_sub_epi32(dotUS(w1, x), off)), acc1)
+            let (c0, c1) = scales2(p0, p1, d32[b])
+            acc0 = _mm256_fmadd_ps(c0, _mm256_cvtepi32_ps(_mm256_sub_epi32(dotUS(w0, x), off)), acc0)
+            acc1 = _mm256_fmadd_ps(c1, _mm256_cvtepi32_ps(_mm256_sub_epi32(dotUS(w1, x), off)), acc1)
         }
         return (hsum(acc0), hsum(acc1))
     }

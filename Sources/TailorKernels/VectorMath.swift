@@ -33,6 +33,15 @@ public enum VectorMath {
         return sum
     }
 
+    /// g[i] ← silu(g[i]) · u[i] = g/(1 + exp(−g)) · u (SwiGLU) for n values.
+    public static func swiglu(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, _ n: Int) {
+        var i = 0
+        #if TAILOR_AVX2
+        while i + 8 <= n { AVX2Math.swiglu8(g + i, u + i); i += 8 }
+        #endif
+        while i < n { let a = g[i]; g[i] = a / (1 + exp(-a)) * u[i]; i += 1 }
+    }
+
     /// out[i] ← 1 / (1 + exp(−x[i])) for n values.
     public static func sigmoid(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
         var i = 0
@@ -137,6 +146,12 @@ enum AVX2Math {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1))
         let pow2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(nf), _mm256_set1_epi32(127)), 23))
         return _mm256_mul_ps(p, pow2)
+    }
+
+    @inline(__always) static func swiglu8(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>) {
+        let a = _mm256_loadu_ps(g)
+        let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), a))
+        _mm256_storeu_ps(g, _mm256_mul_ps(_mm256_div_ps(a, _mm256_add_ps(_mm256_set1_ps(1), e)), _mm256_loadu_ps(u)))
     }
 
     @inline(__always) static func sigmoid8(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {

@@ -1,7 +1,6 @@
 // A weight matrix as the model file stores it: `rows` rows of `cols` elements each, every row a
 // run of quantized blocks, read in place from the memory map (never copied).
 import CBLAS
-import Foundation
 
 public struct WeightMatrix: @unchecked Sendable {
     public let type: GGMLType
@@ -42,7 +41,8 @@ public enum MatMul {
     /// Tokens at or below this use the matrix-vector kernels.
     public static let vectorLimit = 4
     static let panelRows = 64
-    static let prefetchDistance = Int(ProcessInfo.processInfo.environment["TAILOR_PF"] ?? "") ?? 2048
+    /// How far ahead of the rows being multiplied the weights are prefetched.
+    static let prefetchDistance = 2048
 
     /// y[t, o] = Σ_i x[t, i] · W[o, i].  x: [tokens × W.cols], y: [tokens × W.rows].
     public static func forward(_ x: UnsafePointer<Float>, _ w: WeightMatrix, _ y: UnsafeMutablePointer<Float>,
@@ -110,8 +110,7 @@ public enum MatMul {
     static func forEachRowPair(_ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)], pool: ThreadPool,
                                _ body: (WeightMatrix, UnsafeMutablePointer<Float>, Int, Bool, Int) -> Void) {
         let totalRows = outputs.reduce(0) { $0 + $1.0.rows }
-        // A few chunks per thread: whichever thread starts first or runs faster takes more of them.
-        let parts = min(pool.threads > 1 ? 4 * pool.threads : 1, max(1, totalRows / 16))
+        let parts = min(pool.threads, max(1, totalRows / 8))
         // Even split points, so pairs never straddle two threads.
         let per = ((totalRows + parts - 1) / parts + 1) & ~1
         pool.dispatch(parts) { c in

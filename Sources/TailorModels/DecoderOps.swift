@@ -47,10 +47,29 @@ enum DecoderOps {
     /// Normal ordering pairs (2i, 2i+1) (GGUF Llama files, whose Q/K rows the converter
     /// permuted); NeoX ordering pairs (i, i + ropeDim/2) (Qwen2, Gemma).
     static func rope(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim D: Int, invFreq: [Float], position: Int, neox: Bool) {
+        let angles = ropeAngles(invFreq: invFreq, positions: position..<(position + 1))
+        angles.withUnsafeBufferPointer { rope(x, heads: heads, headDim: D, angles: $0.baseAddress!, half: invFreq.count, neox: neox) }
+    }
+
+    /// cos and sin of position·θ_i for each position: [positions × (cos ×half, sin ×half)], so
+    /// the layers of one forward pass share them.
+    static func ropeAngles(invFreq: [Float], positions: Range<Int>) -> [Float] {
         let half = invFreq.count
+        var out = [Float](repeating: 0, count: positions.count * 2 * half)
+        for (n, position) in positions.enumerated() {
+            for i in 0..<half {
+                let theta = Float(position) * invFreq[i]
+                out[n * 2 * half + i] = cos(theta)
+                out[n * 2 * half + half + i] = sin(theta)
+            }
+        }
+        return out
+    }
+
+    /// `rope` with one position's angles from `ropeAngles`.
+    static func rope(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim D: Int, angles: UnsafePointer<Float>, half: Int, neox: Bool) {
         for i in 0..<half {
-            let theta = Float(position) * invFreq[i]
-            let c = cos(theta), s = sin(theta)
+            let c = angles[i], s = angles[half + i]
             let (i0, i1) = neox ? (i, i + half) : (2 * i, 2 * i + 1)
             for h in 0..<heads {
                 let base = x + h * D
@@ -167,7 +186,7 @@ enum DecoderOps {
 
     /// g ← silu(g) · u (SwiGLU, Shazeer 2020).
     static func swiglu(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, _ n: Int) {
-        for i in 0..<n { let a = g[i]; g[i] = a / (1 + exp(-a)) * u[i] }
+        VectorMath.swiglu(g, u, n)
     }
 
     /// g ← gelu_tanh(g) · u (GeGLU with the tanh approximation, as Gemma uses).

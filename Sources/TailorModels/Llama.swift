@@ -159,6 +159,7 @@ public final class LlamaModel: CausalLM, @unchecked Sendable {
         defer { [x, xn, q, k, v, att, proj, g, u].forEach { $0.free() } }
 
         for (t, id) in tokens.enumerated() { tokenEmbedding.dequantizeRow(id, into: x.p + t * C) }
+        let angles = DecoderOps.ropeAngles(invFreq: invFreq, positions: start..<(start + T))
 
         for (l, b) in blocks.enumerated() {
             DecoderOps.rmsNorm(x.p, b.attnNorm, xn.p, rows: T, width: C, eps: cfg.normEps)
@@ -171,9 +172,12 @@ public final class LlamaModel: CausalLM, @unchecked Sendable {
             if let bq = b.bq { DecoderOps.addBias(q.p, bq, rows: T) }
             if let bk = b.bk { DecoderOps.addBias(k.p, bk, rows: T) }
             if let bv = b.bv { DecoderOps.addBias(v.p, bv, rows: T) }
-            for t in 0..<T {
-                DecoderOps.rope(q.p + t * Q, heads: cfg.heads, headDim: D, invFreq: invFreq, position: start + t, neox: cfg.ropeNeoX)
-                DecoderOps.rope(k.p + t * KV, heads: cfg.kvHeads, headDim: D, invFreq: invFreq, position: start + t, neox: cfg.ropeNeoX)
+            angles.withUnsafeBufferPointer { a in
+                for t in 0..<T {
+                    let at = a.baseAddress! + t * 2 * invFreq.count
+                    DecoderOps.rope(q.p + t * Q, heads: cfg.heads, headDim: D, angles: at, half: invFreq.count, neox: cfg.ropeNeoX)
+                    DecoderOps.rope(k.p + t * KV, heads: cfg.kvHeads, headDim: D, angles: at, half: invFreq.count, neox: cfg.ropeNeoX)
+                }
             }
             cache.store(layer: l, start: start, keys: k.p, values: v.p, count: T)
             DecoderOps.attention(q: q.p, out: att.p, cache: cache, layer: l, tokens: T, start: start,

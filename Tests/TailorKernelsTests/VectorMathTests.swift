@@ -16,6 +16,21 @@ import Testing
     }
 }
 
+@Suite struct SwiGLUTests {
+    /// silu(g)·u against the formula in Double, over −100…100 (the exp clamps at both ends).
+    @Test func swigluMatchesTheFormula() {
+        let g = (0..<4003).map { Float($0 - 2000) / 20 } + [0, -0.0, 88, -88, 100, -100]
+        let u = g.indices.map { Float(($0 * 13) % 17) / 8 - 1 }
+        var got = g
+        got.withUnsafeMutableBufferPointer { gp in u.withUnsafeBufferPointer { VectorMath.swiglu(gp.baseAddress!, $0.baseAddress!, g.count) } }
+        for i in g.indices {
+            let a = Double(g[i])
+            let ref = a / (1 + Foundation.exp(-a)) * Double(u[i])
+            #expect(abs(Double(got[i]) - ref) <= 1e-6 * max(1, abs(ref)), "swiglu(\(g[i]), \(u[i])) = \(got[i]), expected \(ref)")
+        }
+    }
+}
+
 @Suite struct TrainingKernelTests {
     @Test func geluBackwardMatchesTheDerivative() {
         let x = (0..<4003).map { Float($0 - 2000) / 200 } + [0, 30, -30]
