@@ -1,4 +1,7 @@
 // fp16 × fp32 products for the fp16 KV cache: halves are widened to fp32 and accumulated in fp32.
+#if TAILOR_AVX2
+import _Builtin_intrinsics.intel
+#endif
 
 public enum HalfDot {
     /// Σ x[i]·h[i].
@@ -49,6 +52,15 @@ public enum HalfDot {
         for j in 0..<count { axpy(w[j], v + j * stride + d, o + d, dim - d) }
     }
 
+    /// out[i] = h[i] widened to fp32, for n values.
+    public static func widen(_ h: UnsafePointer<UInt16>, into out: UnsafeMutablePointer<Float>, count n: Int) {
+        var i = 0
+        #if TAILOR_AVX2
+        while i + 8 <= n { _mm256_storeu_ps(out + i, AVX2Half.widen(h + i)); i += 8 }
+        #endif
+        while i < n { out[i] = halfToFloat(h[i]); i += 1 }
+    }
+
     /// x[i] ← x rounded to fp16 and back (round to nearest even), for n values.
     public static func roundToHalf(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
         var i = 0
@@ -60,7 +72,6 @@ public enum HalfDot {
 }
 
 #if TAILOR_AVX2
-import _Builtin_intrinsics.intel
 
 enum AVX2Half {
     @inline(__always) static func widen(_ h: UnsafePointer<UInt16>) -> __m256 {

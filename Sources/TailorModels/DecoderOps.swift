@@ -135,7 +135,8 @@ enum DecoderOps {
         }
     }
 
-    /// The same for many queries, one head per job with two sgemms: S = Q·Kᵀ [T × P], masked
+    /// The same for many queries, one head per job with two sgemms per block of 64 queries:
+    /// S = Q·Kᵀ over the keys the block can see (causal: none past its last query), masked
     /// softmax, O = S·V. An fp16 cache is widened to fp32 first.
     static func attentionGEMM(q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, cache: KVCache, layer: Int,
                               tokens T: Int, start: Int, heads H: Int, kvHeads: Int,
@@ -147,30 +148,40 @@ enum DecoderOps {
         if cache.isHalf {
             let k = UnsafeMutablePointer<Float>.allocate(capacity: P * KV), v = UnsafeMutablePointer<Float>.allocate(capacity: P * KV)
             let kh = cache.keys[layer].assumingMemoryBound(to: UInt16.self), vh = cache.values[layer].assumingMemoryBound(to: UInt16.self)
-            for i in 0..<(P * KV) { k[i] = halfToFloat(kh[i]); v[i] = halfToFloat(vh[i]) }
+            pool.parallelFor(P * KV, minChunk: 8192) { r in
+                HalfDot.widen(kh + r.lowerBound, into: k + r.lowerBound, count: r.count)
+                HalfDot.widen(vh + r.lowerBound, into: v + r.lowerBound, count: r.count)
+            }
             keys = UnsafePointer(k); values = UnsafePointer(v)
             widened = (k, v)
         }
         defer { if let (k, v) = widened { k.deallocate(); v.deallocate() } }
+        let block = 64
         pool.dispatch(H) { h in
             let kvh = h / group
-            let s = UnsafeMutablePointer<Float>.allocate(capacity: T * P)   // scores [T × P]
+            let s = UnsafeMutablePointer<Float>.allocate(capacity: min(T, block) * P)   // scores [rows × keys]
             defer { s.deallocate() }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(P), Int32(D), scale,
-                        q + h * D, Int32(Q), keys + kvh * D, Int32(KV), 0, s, Int32(P))
-            for t in 0..<T {
-                let row = s + t * P
-                let pos = start + t
-                let first = window.map { max(0, pos - $0 + 1) } ?? 0
-                var mx = -Float.infinity
-                for j in first...pos { mx = max(mx, row[j]) }
-                var sum: Float = 0
-                for j in first...pos { let e = exp(row[j] - mx); row[j] = e; sum += e }
-                let inv = 1 / sum
-                for j in 0..<P { row[j] = (j >= first && j <= pos) ? row[j] * inv : 0 }
+            var t0 = 0
+            while t0 < T {
+                let rows = min(block, T - t0)
+                let lastPos = start + t0 + rows - 1
+                let firstKey = window.map { max(0, start + t0 - $0 + 1) } ?? 0
+                let n = lastPos - firstKey + 1   // keys this block sees
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(n), Int32(D), scale,
+                            q + t0 * Q + h * D, Int32(Q), keys + firstKey * KV + kvh * D, Int32(KV), 0, s, Int32(n))
+                for i in 0..<rows {
+                    let row = s + i * n
+                    let pos = start + t0 + i
+                    let first = (window.map { max(0, pos - $0 + 1) } ?? 0) - firstKey
+                    let last = pos - firstKey
+                    if first > 0 { row.update(repeating: 0, count: first) }
+                    VectorMath.softmax(row + first, last - first + 1)
+                    if last + 1 < n { (row + last + 1).update(repeating: 0, count: n - last - 1) }
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(D), Int32(n), 1,
+                            s, Int32(n), values + firstKey * KV + kvh * D, Int32(KV), 0, out + t0 * Q + h * D, Int32(Q))
+                t0 += rows
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(D), Int32(P), 1,
-                        s, Int32(P), values + kvh * D, Int32(KV), 0, out + h * D, Int32(Q))
         }
     }
 
