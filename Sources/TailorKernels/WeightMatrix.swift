@@ -40,7 +40,9 @@ public struct WeightMatrix: @unchecked Sendable {
 public enum MatMul {
     /// Tokens at or below this use the matrix-vector kernels.
     public static let vectorLimit = 4
-    static let panelRows = 64
+    /// Largest panel of weight rows dequantized for one sgemm. Every sgemm packs the whole
+    /// activation matrix again, so panels are as large as the cache allows.
+    static let panelRows = 256
     /// How far ahead of the rows being multiplied the weights are prefetched.
     static let prefetchDistance = 2048
 
@@ -139,11 +141,15 @@ public enum MatMul {
 
     static func gemm(_ x: UnsafePointer<Float>, _ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)],
                      cols: Int, tokens: Int, pool: ThreadPool) {
-        // Work items: panels of up to 64 rows of each matrix.
+        // Work items: panels of up to `panelRows` rows; each matrix in a multiple of `threads`
+        // equal panels, so the threads (taking every threads-th item) get equal shares.
         var items: [(m: Int, r0: Int, n: Int)] = []
+        let threads = pool.threads
         for (i, (w, _)) in outputs.enumerated() {
+            let panels = threads * ((w.rows + threads * panelRows - 1) / (threads * panelRows))
+            let size = (w.rows + panels - 1) / panels
             var r = 0
-            while r < w.rows { let n = min(panelRows, w.rows - r); items.append((i, r, n)); r += n }
+            while r < w.rows { let n = min(size, w.rows - r); items.append((i, r, n)); r += n }
         }
         pool.dispatch(min(items.count, pool.threads)) { worker in
             let buf = UnsafeMutablePointer<Float>.allocate(capacity: panelRows * cols)
