@@ -146,10 +146,15 @@ public final class BertModel: @unchecked Sendable {
     func linear(_ x: [Float], _ w: [Float], _ b: [Float], _ y: inout [Float], rows: Int, inDim: Int, outDim: Int) {
         x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
             let X = xp.baseAddress!, W = wp.baseAddress!, Y = yp.baseAddress!
-            pool.parallelFor(rows, minChunk: 32) { r in
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(r.count), Int32(outDim), Int32(inDim), 1,
-                            X + r.lowerBound * inDim, Int32(inDim), W, Int32(inDim), 0, Y + r.lowerBound * outDim, Int32(outDim))
-                for i in r { for o in 0..<outDim { Y[i * outDim + o] += b[o] } }
+            b.withUnsafeBufferPointer { bp in
+                let B = bp.baseAddress!
+                pool.parallelFor(rows, minChunk: 32) { r in
+                    // y starts as the bias and the product adds to it (β = 1: no separate pass
+                    // over y to scale or zero it).
+                    for i in r { (Y + i * outDim).update(from: B, count: outDim) }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(r.count), Int32(outDim), Int32(inDim), 1,
+                                X + r.lowerBound * inDim, Int32(inDim), W, Int32(inDim), 1, Y + r.lowerBound * outDim, Int32(outDim))
+                }
             }
         } } }
     }
