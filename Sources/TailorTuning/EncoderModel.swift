@@ -274,12 +274,13 @@ public final class EncoderTrainingModel: @unchecked Sendable {
 
     /// y = x·Wᵀ + b for W at parameter offset `w` [outDim × inDim].
     func linear(_ x: UnsafePointer<Float>, _ w: Int, _ bias: Int, _ y: UnsafeMutablePointer<Float>, rows: Int, inDim: Int, outDim: Int) {
-        GEMM.run(pool, transA: false, transB: true, m: rows, n: outDim, k: inDim, alpha: 1, x, lda: inDim,
-                 parameters + w, ldb: inDim, beta: 0, y, ldc: outDim)
+        // y starts as the bias and the product adds to it (β = 1: no separate bias pass).
         let b = parameters + bias
         pool.parallelFor(rows, minChunk: 64) { r in
-            for i in r { let row = y + i * outDim; for o in 0..<outDim { row[o] += b[o] } }
+            for i in r { (y + i * outDim).update(from: b, count: outDim) }
         }
+        GEMM.run(pool, transA: false, transB: true, m: rows, n: outDim, k: inDim, alpha: 1, x, lda: inDim,
+                 parameters + w, ldb: inDim, beta: 1, y, ldc: outDim)
     }
 
     func add(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {

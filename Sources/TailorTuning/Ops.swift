@@ -9,8 +9,10 @@ public enum Ops {
 
     public static func matmulForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                                      _ bias: UnsafePointer<Float>?, n: Int, i: Int, o: Int) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(o), Int32(i), 1, inp, Int32(i), w, Int32(i), 0, out, Int32(o))
-        if let bias { for r in 0..<n { for c in 0..<o { out[r * o + c] += bias[c] } } }
+        // With a bias, out starts as it and the product adds to it (β = 1).
+        if let bias { for r in 0..<n { (out + r * o).update(from: bias, count: o) } }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(o), Int32(i), 1, inp, Int32(i), w, Int32(i),
+                    bias == nil ? 0 : 1, out, Int32(o))
     }
 
     /// dinp += dout·W; dW += doutᵀ·inp; dbias += Σ dout (each optional).
