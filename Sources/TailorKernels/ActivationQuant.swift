@@ -126,7 +126,7 @@ enum AVX2Quant {
         let sign = _mm256_set1_ps(-0.0)
         let m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
                               _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)))
-        let amax = unsafeBitCast(m, to: SIMD8<Float>.self).max()
+        let amax = m.max()   // __m256 is SIMD8<Float>
         let vid = _mm256_set1_ps(amax != 0 ? 127 / amax : 0)
         let i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, vid)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, vid))
         let i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, vid)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, vid))

@@ -32,6 +32,21 @@ import Testing
         return Run(status: p.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: e, as: UTF8.self))
     }
 
+    @Test func benchMatvecMeasuresEachTypeFromCacheAndMemory() throws {
+        let r = try tailor(["bench", "matvec", "--types", "q4_1,q8_0", "--rows", "64", "--cols", "512", "-r", "1", "-t", "2", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [[String: Any]])
+        #expect(rows.count == 4)
+        #expect(rows.compactMap { $0["type"] as? String } == ["Q4_1", "Q4_1", "Q8_0", "Q8_0"])
+        for row in rows { #expect((row["gbPerSecond"] as? Double ?? 0) > 0) }
+        let bad = try tailor(["bench", "matvec", "--types", "q3_x"])
+        #expect(bad.status != 0)
+        #expect(bad.err.contains("unknown type q3_x") && bad.err.contains("Q4_1"), "\(bad.err)")
+        let cols = try tailor(["bench", "matvec", "--types", "q4_K", "--cols", "576"])
+        #expect(cols.status != 0)
+        #expect(cols.err.contains("--cols 576") && cols.err.contains("256"), "\(cols.err)")
+    }
+
     @Test func generateContinuesThePrompt() throws {
         let r = try tailor(["generate", "-p", "The capital of France is", "-n", "6", "--temp", "0"])
         #expect(r.status == 0, "\(r.err)")
