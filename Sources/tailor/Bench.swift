@@ -84,6 +84,12 @@ struct BenchMatvec: AsyncParsableCommand {
     @Option(name: .short, help: "Repetitions.") var r: Int = 5
     @Flag(help: "Print JSON.") var json = false
 
+    func validate() throws {
+        guard rows >= 1, cols >= 1 else { throw ValidationError("--rows and --cols must be at least 1 (got \(rows) × \(cols))") }
+        guard r >= 1 else { throw ValidationError("-r must be at least 1") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
     func run() async throws {
         let pool = ThreadPool(threads: threads)
         var results: [KernelBenchmark.Result] = []

@@ -45,6 +45,9 @@ import Testing
         let cols = try tailor(["bench", "matvec", "--types", "q4_K", "--cols", "576"])
         #expect(cols.status != 0)
         #expect(cols.err.contains("--cols 576") && cols.err.contains("256"), "\(cols.err)")
+        let reps = try tailor(["bench", "matvec", "-r", "0"])
+        #expect(reps.status != 0)
+        #expect(reps.err.contains("-r must be at least 1"), "\(reps.err)")
     }
 
     @Test func generateContinuesThePrompt() throws {
