@@ -119,6 +119,49 @@ public enum VectorMath {
         return total
     }
 
+    /// y[i] += x[i] for n values.
+    public static func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, _ n: Int) {
+        var i = 0
+        while i + 8 <= n {
+            let s = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self) + UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(y + i).storeBytes(of: s, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n { y[i] += x[i]; i += 1 }
+    }
+
+    /// Layer normalization of one row in place: p ← (p − mean)/√(var + eps)·g + b over n values
+    /// (population variance, as PyTorch's LayerNorm). Sums in 8 lanes, two passes.
+    public static func layerNorm(_ p: UnsafeMutablePointer<Float>, _ n: Int, gain g: UnsafePointer<Float>,
+                                 bias b: UnsafePointer<Float>, eps: Float) {
+        guard n > 0 else { return }
+        @inline(__always) func load(_ q: UnsafePointer<Float>, _ i: Int) -> SIMD8<Float> {
+            UnsafeRawPointer(q + i).loadUnaligned(as: SIMD8<Float>.self)
+        }
+        let body = n / 8 * 8
+        var acc = SIMD8<Float>(), sum: Float = 0
+        var i = 0
+        while i < body { acc += load(p, i); i += 8 }
+        sum = acc.sum()
+        while i < n { sum += p[i]; i += 1 }
+        let mean = sum / Float(n)
+        var vacc = SIMD8<Float>(), vsum: Float = 0
+        let vm = SIMD8<Float>(repeating: mean)
+        i = 0
+        while i < body { let d = load(p, i) - vm; vacc.addProduct(d, d); i += 8 }
+        vsum = vacc.sum()
+        while i < n { let d = p[i] - mean; vsum += d * d; i += 1 }
+        let inv = 1 / (vsum / Float(n) + eps).squareRoot()
+        let vi = SIMD8<Float>(repeating: inv)
+        i = 0
+        while i < body {
+            let y = ((load(p, i) - vm) * vi) * load(g, i) + load(b, i)
+            UnsafeMutableRawPointer(p + i).storeBytes(of: y, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n { p[i] = (p[i] - mean) * inv * g[i] + b[i]; i += 1 }
+    }
+
     /// The scalar reference (libm erf).
     @inline(__always)
     public static func geluScalar(_ v: Float) -> Float { 0.5 * v * (1 + erf(v * 0.7071067811865476)) }

@@ -103,6 +103,12 @@ public final class BertModel: @unchecked Sendable {
 
     /// Hidden states of the last layer for a batch, padded to the longest input.
     /// Returns [B × L × H] and L; rows past an input's length are padding.
+    ///
+    /// With at least as many texts as threads, the batch is cut into one group of texts per
+    /// thread (contiguous, balanced by padded tokens) and each thread runs the whole layer stack
+    /// for its group with single-threaded GEMMs: no barrier between operations, and each group
+    /// padded only to its own longest text. Fewer texts (a query) or groups that cannot be
+    /// balanced split every operation's rows across the threads instead.
     public func forward(_ batch: [EncodedText]) throws -> (hidden: [Float], length: Int) {
         let B = batch.count
         let L = batch.map(\.count).max() ?? 0
@@ -110,115 +116,169 @@ public final class BertModel: @unchecked Sendable {
         guard L + config.positionOffset <= config.maxPositions else {
             throw ModelError.contextFull(used: 0, adding: L, limit: config.maxPositions)
         }
-        let H = config.hidden, I = config.intermediate, A = config.heads, D = H / A, N = B * L
-        var x = [Float](repeating: 0, count: N * H)          // [N × H]
-        for (b, e) in batch.enumerated() {
-            for (i, id) in e.ids.enumerated() {
-                guard id >= 0, id < config.vocabulary else { throw ModelError.badToken(id, vocabularySize: config.vocabulary) }
-                let tt = min(max(0, e.typeIDs[i]), config.typeVocabulary - 1)
-                let row = (b * L + i) * H
-                for h in 0..<H {
-                    x[row + h] = wordEmbeddings[id * H + h] + positionEmbeddings[(i + config.positionOffset) * H + h] + typeEmbeddings[tt * H + h]
-                }
+        for e in batch {
+            for id in e.ids where id < 0 || id >= config.vocabulary {
+                throw ModelError.badToken(id, vocabularySize: config.vocabulary)
             }
         }
-        layerNorm(&x, embLnG, embLnB, rows: N)
-        var qkv = [Float](repeating: 0, count: N * 3 * H)    // [N × 3H]: Q | K | V
-        var ctx = [Float](repeating: 0, count: N * H), tmp = ctx
-        var inter = [Float](repeating: 0, count: N * I)
-        let lengths = batch.map(\.count)
-        for layer in layers {
-            linear(x, layer.wqkv, layer.bqkv, &qkv, rows: N, inDim: H, outDim: 3 * H)
-            attention(qkv, &ctx, batch: B, length: L, lengths: lengths, heads: A, headDim: D)
-            linear(ctx, layer.wo, layer.bo, &tmp, rows: N, inDim: H, outDim: H)
-            addInPlace(&x, tmp)
-            layerNorm(&x, layer.ln1g, layer.ln1b, rows: N)
-            linear(x, layer.wi, layer.bi, &inter, rows: N, inDim: H, outDim: I)
-            gelu(&inter)
-            linear(inter, layer.wo2, layer.bo2, &tmp, rows: N, inDim: I, outDim: H)
-            addInPlace(&x, tmp)
-            layerNorm(&x, layer.ln2g, layer.ln2b, rows: N)
+        let H = config.hidden
+        var out = [Float](repeating: 0, count: B * L * H)
+        let groups = Self.groups(batch.map(\.count), parts: pool.threads)
+        out.withUnsafeMutableBufferPointer { op in
+            let O = op.baseAddress!
+            if groups.count > 1 {
+                pool.dispatch(groups.count) { g in
+                    let r = groups[g]
+                    encode(batch[r], into: O + r.lowerBound * L * H, stride: L, exec: .serial)
+                }
+            } else {
+                encode(batch[...], into: O, stride: L, exec: .parallel(pool))
+            }
         }
-        return (x, L)
+        return (out, L)
     }
 
-    /// y = x·Wᵀ + b, rows split across the pool's threads. x: [rows × inDim], W: [outDim × inDim].
-    func linear(_ x: [Float], _ w: [Float], _ b: [Float], _ y: inout [Float], rows: Int, inDim: Int, outDim: Int) {
-        x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
-            let X = xp.baseAddress!, W = wp.baseAddress!, Y = yp.baseAddress!
-            b.withUnsafeBufferPointer { bp in
-                let B = bp.baseAddress!
-                pool.parallelFor(rows, minChunk: 32) { r in
-                    // y starts as the bias and the product adds to it (β = 1: no separate pass
-                    // over y to scale or zero it).
-                    for i in r { (Y + i * outDim).update(from: B, count: outDim) }
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(r.count), Int32(outDim), Int32(inDim), 1,
-                                X + r.lowerBound * inDim, Int32(inDim), W, Int32(inDim), 1, Y + r.lowerBound * outDim, Int32(outDim))
-                }
+    /// Cuts texts of these lengths into at most `parts` contiguous groups of about equal padded
+    /// size (texts × longest). One group when there are fewer texts than parts or the best cut
+    /// leaves one group more than 25% above the mean.
+    static func groups(_ lengths: [Int], parts: Int) -> [Range<Int>] {
+        let B = lengths.count
+        guard parts > 1, B >= parts else { return [0..<B] }
+        var result: [Range<Int>] = []
+        var start = 0, remaining = lengths.reduce(0, +)
+        for p in 0..<(parts - 1) {
+            let target = Double(remaining) / Double(parts - p)
+            var end = start, used = 0
+            // At least one text per group; stop where the group is closest to its share.
+            while end < B - (parts - p - 1) {
+                let next = used + lengths[end]
+                if end > start && abs(Double(next) - target) > abs(Double(used) - target) { break }
+                used = next; end += 1
             }
-        } } }
+            result.append(start..<end)
+            start = end; remaining -= used
+        }
+        result.append(start..<B)
+        let costs = result.map { r in Double(r.count * (lengths[r].max() ?? 0)) }
+        let mean = costs.reduce(0, +) / Double(costs.count)
+        guard mean > 0, costs.max()! <= 1.25 * mean else { return [0..<B] }
+        return result
+    }
+
+    /// How one forward pass spreads its operations: over the pool's threads, or all on the
+    /// calling thread (one group of texts per thread).
+    enum Exec {
+        case serial
+        case parallel(ThreadPool)
+
+        func rows(_ n: Int, minChunk: Int, _ body: (Range<Int>) -> Void) {
+            switch self {
+            case .serial: if n > 0 { body(0..<n) }
+            case .parallel(let pool): pool.parallelFor(n, minChunk: minChunk, body)
+            }
+        }
+
+        func jobs(_ n: Int, _ body: (Int) -> Void) {
+            switch self {
+            case .serial: for j in 0..<n { body(j) }
+            case .parallel(let pool): pool.dispatch(n, body)
+            }
+        }
+    }
+
+    /// Runs the embeddings and every layer for `texts`, padded to their own longest, and writes
+    /// text b's rows at `out + b·stride·H`.
+    func encode(_ texts: ArraySlice<EncodedText>, into out: UnsafeMutablePointer<Float>, stride: Int, exec: Exec) {
+        let B = texts.count, L = texts.map(\.count).max() ?? 0
+        let H = config.hidden, I = config.intermediate, A = config.heads, D = H / A, N = B * L
+        var x = [Float](repeating: 0, count: N * H)          // [N × H]
+        for (b, e) in texts.enumerated() {
+            for (i, id) in e.ids.enumerated() {
+                let tt = min(max(0, e.typeIDs[i]), config.typeVocabulary - 1)
+                let row = (b * L + i) * H, w = id * H, p = (i + config.positionOffset) * H, t = tt * H
+                for h in 0..<H { x[row + h] = wordEmbeddings[w + h] + positionEmbeddings[p + h] + typeEmbeddings[t + h] }
+            }
+        }
+        let lengths = texts.map(\.count)
+        var qkv = [Float](repeating: 0, count: N * 3 * H)    // [N × 3H]: Q | K | V
+        var ctx = [Float](repeating: 0, count: N * H)
+        var inter = [Float](repeating: 0, count: N * I)
+        x.withUnsafeMutableBufferPointer { xb in qkv.withUnsafeMutableBufferPointer { qb in
+        ctx.withUnsafeMutableBufferPointer { cb in inter.withUnsafeMutableBufferPointer { ib in
+            let X = xb.baseAddress!, QKV = qb.baseAddress!, C = cb.baseAddress!, IN = ib.baseAddress!
+            layerNorm(X, embLnG, embLnB, rows: N, exec: exec)
+            for layer in layers {
+                linear(X, layer.wqkv, layer.bqkv, QKV, rows: N, inDim: H, outDim: 3 * H, exec: exec)
+                attention(QKV, C, batch: B, length: L, lengths: lengths, heads: A, headDim: D, exec: exec)
+                // x ← x + ctx·Woᵀ + bo, the residual sum straight into x.
+                linear(C, layer.wo, layer.bo, X, rows: N, inDim: H, outDim: H, accumulate: true, exec: exec)
+                layerNorm(X, layer.ln1g, layer.ln1b, rows: N, exec: exec)
+                linear(X, layer.wi, layer.bi, IN, rows: N, inDim: H, outDim: I, exec: exec)
+                gelu(IN, count: N * I, exec: exec)
+                linear(IN, layer.wo2, layer.bo2, X, rows: N, inDim: I, outDim: H, accumulate: true, exec: exec)
+                layerNorm(X, layer.ln2g, layer.ln2b, rows: N, exec: exec)
+            }
+            for b in 0..<B { (out + b * stride * H).update(from: X + b * L * H, count: L * H) }
+        } } } }
+    }
+
+    /// y = x·Wᵀ + b (or y += x·Wᵀ + b with `accumulate`), rows split as `exec` says.
+    /// x: [rows × inDim], W: [outDim × inDim].
+    func linear(_ X: UnsafePointer<Float>, _ w: [Float], _ b: [Float], _ Y: UnsafeMutablePointer<Float>, rows: Int,
+                inDim: Int, outDim: Int, accumulate: Bool = false, exec: Exec) {
+        w.withUnsafeBufferPointer { wp in b.withUnsafeBufferPointer { bp in
+            let W = wp.baseAddress!, Bias = bp.baseAddress!
+            exec.rows(rows, minChunk: 32) { r in
+                // y starts as the bias (plus what it held) and the product adds to it (β = 1: no
+                // separate pass over y to scale or zero it).
+                for i in r {
+                    let y = Y + i * outDim
+                    if accumulate { VectorMath.add(Bias, into: y, outDim) } else { y.update(from: Bias, count: outDim) }
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(r.count), Int32(outDim), Int32(inDim), 1,
+                            X + r.lowerBound * inDim, Int32(inDim), W, Int32(inDim), 1, Y + r.lowerBound * outDim, Int32(outDim))
+            }
+        } }
     }
 
     /// Per text and head: softmax(q·kᵀ/√D over the text's own tokens)·v. Padding keys are masked.
     /// qkv: [N × 3H] (Q, K, V side by side), out: [N × H].
-    func attention(_ qkv: [Float], _ out: inout [Float], batch B: Int, length L: Int,
-                   lengths: [Int], heads A: Int, headDim D: Int) {
+    func attention(_ Q: UnsafePointer<Float>, _ O: UnsafeMutablePointer<Float>, batch B: Int, length L: Int,
+                   lengths: [Int], heads A: Int, headDim D: Int, exec: Exec) {
         let H = A * D, S = 3 * H
         let scale = 1 / Float(D).squareRoot()
-        qkv.withUnsafeBufferPointer { qp in out.withUnsafeMutableBufferPointer { op in
-            let Q = qp.baseAddress!, K = Q + H, V = Q + 2 * H, O = op.baseAddress!
-            pool.dispatch(B * A) { job in
-                let b = job / A, h = job % A, n = lengths[b]
-                let s = UnsafeMutablePointer<Float>.allocate(capacity: L * n)   // scores [L × n]
-                defer { s.deallocate() }
-                let base = b * L * S + h * D
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(L), Int32(n), Int32(D), scale,
-                            Q + base, Int32(S), K + base, Int32(S), 0, s, Int32(n))
-                for i in 0..<L { VectorMath.softmax(s + i * n, n) }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(L), Int32(D), Int32(n), 1,
-                            s, Int32(n), V + base, Int32(S), 0, O + b * L * H + h * D, Int32(H))
-            }
-        } }
+        let K = Q + H, V = Q + 2 * H
+        exec.jobs(B * A) { job in
+            let b = job / A, h = job % A, n = lengths[b]
+            let s = UnsafeMutablePointer<Float>.allocate(capacity: L * n)   // scores [L × n]
+            defer { s.deallocate() }
+            let base = b * L * S + h * D
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(L), Int32(n), Int32(D), scale,
+                        Q + base, Int32(S), K + base, Int32(S), 0, s, Int32(n))
+            for i in 0..<L { VectorMath.softmax(s + i * n, n) }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(L), Int32(D), Int32(n), 1,
+                        s, Int32(n), V + base, Int32(S), 0, O + b * L * H + h * D, Int32(H))
+        }
     }
 
-    func layerNorm(_ x: inout [Float], _ g: [Float], _ b: [Float], rows: Int) {
+    func layerNorm(_ X: UnsafeMutablePointer<Float>, _ g: [Float], _ b: [Float], rows: Int, exec: Exec) {
         let H = config.hidden, eps = config.eps
-        x.withUnsafeMutableBufferPointer { xp in
-            let base = xp.baseAddress!
-            pool.parallelFor(rows, minChunk: 16) { rr in for r in rr {
-                let p = base + r * H
-                var mean: Float = 0
-                for i in 0..<H { mean += p[i] }
-                mean /= Float(H)
-                var varSum: Float = 0
-                for i in 0..<H { let d = p[i] - mean; varSum += d * d }
-                let inv = 1 / (varSum / Float(H) + eps).squareRoot()
-                for i in 0..<H { p[i] = (p[i] - mean) * inv * g[i] + b[i] }
-            } }
-        }
+        g.withUnsafeBufferPointer { gp in b.withUnsafeBufferPointer { bp in
+            exec.rows(rows, minChunk: 16) { rr in
+                for r in rr { VectorMath.layerNorm(X + r * H, H, gain: gp.baseAddress!, bias: bp.baseAddress!, eps: eps) }
+            }
+        } }
     }
 
-    /// GELU, exact (erf) form as BERT's "gelu".
-    func gelu(_ x: inout [Float]) {
+    /// GELU: the exact (erf) form as BERT's "gelu", or the tanh approximation the config names.
+    func gelu(_ p: UnsafeMutablePointer<Float>, count: Int, exec: Exec) {
         let tanhForm = config.activation == "gelu_new" || config.activation == "gelu_pytorch_tanh"
-        x.withUnsafeMutableBufferPointer { xp in
-            let p = xp.baseAddress!
-            pool.parallelFor(xp.count, minChunk: 4096) { r in
-                if !tanhForm { VectorMath.gelu(p + r.lowerBound, r.count); return }
-                for i in r {
-                    let v = p[i]
-                    p[i] = 0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
-                }
+        exec.rows(count, minChunk: 4096) { r in
+            if !tanhForm { VectorMath.gelu(p + r.lowerBound, r.count); return }
+            for i in r {
+                let v = p[i]
+                p[i] = 0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
             }
         }
-    }
-
-    /// x += y, in parallel.
-    func addInPlace(_ x: inout [Float], _ y: [Float]) {
-        x.withUnsafeMutableBufferPointer { xp in y.withUnsafeBufferPointer { yp in
-            let a = xp.baseAddress!, b = yp.baseAddress!
-            pool.parallelFor(xp.count, minChunk: 8192) { r in for i in r { a[i] += b[i] } }
-        } }
     }
 }
-

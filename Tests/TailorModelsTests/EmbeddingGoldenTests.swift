@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TailorFormats
 import TailorTokenizers
+import TailorKernels
 @testable import TailorModels
 
 /// all-MiniLM-L6-v2 against sentence-transformers (../shared/golden/minilm*.json): identical input
@@ -40,5 +41,37 @@ import TailorTokenizers
             #expect(SentenceEmbedder.cosine(alone, together[i]) > 0.99999)
         }
         #expect(e.dimension == 384 && e.normalize && e.pooling == .mean && e.maxLength == 256)
+    }
+
+    /// A batch cut into one group of texts per thread gives the hidden states of the same batch
+    /// run as one group with every operation split across the threads.
+    @Test func groupsPerThreadMatchOneGroup() throws {
+        let e = try Self.embedder.get()
+        let texts = (0..<9).map { "text \($0) on " + String(repeating: "protein folding in cells, ", count: 1 + $0 % 3) }
+        let batch = texts.map(e.encode).sorted { $0.count > $1.count }
+        #expect(BertModel.groups(batch.map(\.count), parts: 2).count == 2)
+        let encoder = e.encoder, saved = encoder.pool
+        encoder.pool = ThreadPool(threads: 2)
+        defer { encoder.pool = saved }
+        let (grouped, L) = try encoder.forward(batch)
+        var whole = [Float](repeating: 0, count: grouped.count)
+        whole.withUnsafeMutableBufferPointer { encoder.encode(batch[...], into: $0.baseAddress!, stride: L, exec: .parallel(encoder.pool)) }
+        let H = encoder.config.hidden
+        var worst: Float = 0
+        for (b, t) in batch.enumerated() {
+            for i in 0..<(t.count * H) { worst = max(worst, abs(grouped[b * L * H + i] - whole[b * L * H + i])) }
+        }
+        #expect(worst < 1e-4, "largest difference \(worst)")
+    }
+
+    @Test func groupsAreContiguousAndBalanced() {
+        #expect(BertModel.groups([10, 10, 10, 10], parts: 2) == [0..<2, 2..<4])
+        #expect(BertModel.groups([12, 9, 8, 7, 7, 6], parts: 2) == [0..<2, 2..<6])
+        #expect(BertModel.groups([5], parts: 2) == [0..<1], "fewer texts than threads: one group")
+        #expect(BertModel.groups([200, 5, 5, 5], parts: 2) == [0..<4], "no balanced cut: one group")
+        #expect(BertModel.groups([8, 8, 8, 8, 8, 8], parts: 3) == [0..<2, 2..<4, 4..<6])
+        let lengths = (0..<32).map { 90 - $0 * 2 }
+        let g = BertModel.groups(lengths, parts: 2)
+        #expect(g.count == 2 && g[0].lowerBound == 0 && g[0].upperBound == g[1].lowerBound && g[1].upperBound == 32)
     }
 }
