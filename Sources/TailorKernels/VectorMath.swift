@@ -15,8 +15,15 @@ public enum VectorMath {
     /// row ← softmax(row) over n values (max-subtracted, fp32).
     public static func softmax(_ row: UnsafeMutablePointer<Float>, _ n: Int) {
         guard n > 0 else { return }
-        var mx = -Float.infinity
-        for j in 0..<n { mx = max(mx, row[j]) }
+        var m8 = SIMD8<Float>(repeating: -.infinity)
+        var j = 0
+        while j + 8 <= n {
+            let x = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self)
+            m8.replace(with: x, where: x .> m8)
+            j += 8
+        }
+        var mx = m8.max()
+        while j < n { mx = max(mx, row[j]); j += 1 }
         let inv = 1 / expSubtracting(row, n, mx)
         for k in 0..<n { row[k] *= inv }
     }

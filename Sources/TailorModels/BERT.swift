@@ -248,16 +248,15 @@ public final class BertModel: @unchecked Sendable {
         let H = A * D, S = 3 * H
         let scale = 1 / Float(D).squareRoot()
         let K = Q + H, V = Q + 2 * H
+        let scratch = EncoderAttention.scratchCount(tokens: L, headDim: D)
         exec.jobs(B * A) { job in
             let b = job / A, h = job % A, n = lengths[b]
-            let s = UnsafeMutablePointer<Float>.allocate(capacity: L * n)   // scores [L × n]
+            let s = UnsafeMutablePointer<Float>.allocate(capacity: scratch)
             defer { s.deallocate() }
-            let base = b * L * S + h * D
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(L), Int32(n), Int32(D), scale,
-                        Q + base, Int32(S), K + base, Int32(S), 0, s, Int32(n))
-            for i in 0..<L { VectorMath.softmax(s + i * n, n) }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(L), Int32(D), Int32(n), 1,
-                        s, Int32(n), V + base, Int32(S), 0, O + b * L * H + h * D, Int32(H))
+            let base = b * L * S + h * D, o = O + b * L * H + h * D
+            EncoderAttention.head(q: Q + base, k: K + base, v: V + base, stride: S, out: o, outStride: H,
+                                  tokens: n, headDim: D, scale: scale, scratch: s)
+            for i in n..<L { (o + i * H).update(repeating: 0, count: D) }   // padding rows
         }
     }
 

@@ -85,3 +85,56 @@ import Testing
         }
     }
 }
+
+@Suite struct EncoderAttentionTests {
+    /// The vector kernel against the plain loops: head widths on and off the 32-wide path (and
+    /// one not a multiple of 8, which takes the plain loops), texts of 1 to 130 tokens, rows
+    /// inside a wider [Q | K | V] layout as the encoder stores them.
+    @Test func vectorHeadMatchesPlainLoops() {
+        var rng = SystemRandomNumberGenerator()
+        for D in [32, 64, 40, 12] {
+            for n in [1, 2, 3, 17, 70, 130] {
+                let H = 3 * D, stride = 3 * H    // three heads, Q | K | V
+                let qkv = (0..<(n * stride)).map { _ in Float.random(in: -2...2, using: &rng) }
+                var got = [Float](repeating: .nan, count: n * H), ref = got
+                let scale = 1 / Float(D).squareRoot()
+                var scratch = [Float](repeating: .nan, count: EncoderAttention.scratchCount(tokens: n, headDim: D))
+                qkv.withUnsafeBufferPointer { p in
+                    let q = p.baseAddress! + D, k = q + H, v = q + 2 * H   // the second head
+                    got.withUnsafeMutableBufferPointer { o in scratch.withUnsafeMutableBufferPointer { s in
+                        EncoderAttention.head(q: q, k: k, v: v, stride: stride, out: o.baseAddress! + D, outStride: H,
+                                              tokens: n, headDim: D, scale: scale, scratch: s.baseAddress!)
+                    } }
+                    ref.withUnsafeMutableBufferPointer { o in
+                        EncoderAttention.reference(q: q, k: k, v: v, stride: stride, out: o.baseAddress! + D, outStride: H,
+                                                   tokens: n, headDim: D, scale: scale)
+                    }
+                }
+                var worst: Float = 0
+                for i in 0..<n {
+                    for d in 0..<D { worst = max(worst, abs(got[i * H + D + d] - ref[i * H + D + d])) }
+                    // Only the head's own columns are written.
+                    #expect(got[i * H].isNaN && got[i * H + 2 * D].isNaN)
+                }
+                #expect(worst < 1e-5, "D \(D), n \(n): largest difference \(worst)")
+            }
+        }
+    }
+
+    @Test func layerNormMatchesTheFormula() {
+        for n in [1, 7, 8, 384, 389] {
+            let x: [Float] = (0..<n).map { i -> Float in Float(i % 13) * 0.7 - 3 + Float(i) * 0.001 }
+            let g: [Float] = (0..<n).map { i -> Float in 1 + Float(i % 5) * 0.1 }
+            let b: [Float] = (0..<n).map { i -> Float in Float(i % 3) * 0.2 - 0.2 }
+            let mean = x.map(Double.init).reduce(0, +) / Double(n)
+            let variance = x.map { (Double($0) - mean) * (Double($0) - mean) }.reduce(0, +) / Double(n)
+            var got = x
+            got.withUnsafeMutableBufferPointer { VectorMath.layerNorm($0.baseAddress!, n, gain: g, bias: b, eps: 1e-12) }
+            for i in 0..<n {
+                let normalized: Double = (Double(x[i]) - mean) / (variance + 1e-12).squareRoot()
+                let want: Double = normalized * Double(g[i]) + Double(b[i])
+                #expect(abs(Double(got[i]) - want) < 1e-5, "n \(n), i \(i): \(got[i]) vs \(want)")
+            }
+        }
+    }
+}

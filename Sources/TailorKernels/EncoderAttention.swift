@@ -1,0 +1,153 @@
+// Bidirectional self-attention of one head over one text (encoders: every token sees every
+// token of its own text, none of the padding). Replaces two small sgemm calls per head, whose
+// packing and zeroing passes cost more than the products at these sizes (n ≈ 30–250, D = 32–64).
+import Foundation
+
+public enum EncoderAttention {
+    typealias V8 = SIMD8<Float>
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> V8 { UnsafeRawPointer(p).loadUnaligned(as: V8.self) }
+    @inline(__always) static func store(_ p: UnsafeMutablePointer<Float>, _ v: V8) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V8.self) }
+
+    /// Floats of scratch `head` needs for a text of n tokens and head width D.
+    public static func scratchCount(tokens n: Int, headDim D: Int) -> Int { (D + 2) * paddedKeys(n) }
+
+    @inline(__always) static func paddedKeys(_ n: Int) -> Int { (n + 15) / 16 * 16 }
+
+    /// out[i] = softmax_j(scale · q_i·k_j) · V for i, j < n. Row r of q, k and v starts at
+    /// `q + r·stride` (likewise k, v); row i of the output at `out + i·outStride`.
+    public static func head(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, stride: Int,
+                            out: UnsafeMutablePointer<Float>, outStride: Int, tokens n: Int, headDim D: Int,
+                            scale: Float, scratch: UnsafeMutablePointer<Float>) {
+        guard n > 0 else { return }
+        guard D % 8 == 0 else {
+            reference(q: q, k: k, v: v, stride: stride, out: out, outStride: outStride, tokens: n, headDim: D, scale: scale)
+            return
+        }
+        let n8 = paddedKeys(n)
+        // Keys transposed, [D × n8] with n8 a multiple of 16, padding columns zero.
+        let kt = scratch, s0 = scratch + D * n8, s1 = s0 + n8
+        // Row by row of the result: contiguous stores, the loads revisit n rows that stay in L1.
+        for d in 0..<D {
+            let row = kt + d * n8
+            for j in 0..<n { row[j] = k[j * stride + d] }
+            for j in n..<n8 { row[j] = 0 }
+        }
+        var i = 0
+        while i < n {
+            let two = i + 1 < n
+            scores(q + i * stride, q + (two ? i + 1 : i) * stride, kt, n8, D, scale, s0, s1)
+            VectorMath.softmax(s0, n)
+            if two {
+                VectorMath.softmax(s1, n)
+                mix2(s0, s1, v, stride, n, D, out + i * outStride, out + (i + 1) * outStride)
+            } else {
+                mix(s0, v, stride, n, D, out + i * outStride)
+            }
+            i += 2
+        }
+    }
+
+    /// s0[j] = scale·q0·k_j and s1[j] = scale·q1·k_j for j < n16 (a multiple of 16).
+    @inline(__always)
+    static func scores(_ q0: UnsafePointer<Float>, _ q1: UnsafePointer<Float>, _ kt: UnsafePointer<Float>, _ n16: Int, _ D: Int,
+                       _ scale: Float, _ s0: UnsafeMutablePointer<Float>, _ s1: UnsafeMutablePointer<Float>) {
+        let sc = V8(repeating: scale)
+        var j = 0
+        while j + 32 <= n16 {
+            var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8(), b0 = V8(), b1 = V8(), b2 = V8(), b3 = V8()
+            var r = kt + j
+            for d in 0..<D {
+                let k0 = load(r), k1 = load(r + 8), k2 = load(r + 16), k3 = load(r + 24)
+                let x = V8(repeating: q0[d]), y = V8(repeating: q1[d])
+                a0.addProduct(x, k0); a1.addProduct(x, k1); a2.addProduct(x, k2); a3.addProduct(x, k3)
+                b0.addProduct(y, k0); b1.addProduct(y, k1); b2.addProduct(y, k2); b3.addProduct(y, k3)
+                r += n16
+            }
+            store(s0 + j, a0 * sc); store(s0 + j + 8, a1 * sc); store(s0 + j + 16, a2 * sc); store(s0 + j + 24, a3 * sc)
+            store(s1 + j, b0 * sc); store(s1 + j + 8, b1 * sc); store(s1 + j + 16, b2 * sc); store(s1 + j + 24, b3 * sc)
+            j += 32
+        }
+        if j < n16 {
+            var a0 = V8(), a1 = V8(), b0 = V8(), b1 = V8()
+            var r = kt + j
+            for d in 0..<D {
+                let k0 = load(r), k1 = load(r + 8)
+                let x = V8(repeating: q0[d]), y = V8(repeating: q1[d])
+                a0.addProduct(x, k0); a1.addProduct(x, k1); b0.addProduct(y, k0); b1.addProduct(y, k1)
+                r += n16
+            }
+            store(s0 + j, a0 * sc); store(s0 + j + 8, a1 * sc); store(s1 + j, b0 * sc); store(s1 + j + 8, b1 * sc)
+        }
+    }
+
+    /// o = Σ_{j<n} p[j]·v_j over D values (D a multiple of 8).
+    @inline(__always)
+    static func mix(_ p: UnsafePointer<Float>, _ v: UnsafePointer<Float>, _ stride: Int, _ n: Int, _ D: Int, _ o: UnsafeMutablePointer<Float>) {
+        var d = 0
+        while d + 32 <= D {
+            var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8()
+            var r = v + d
+            for j in 0..<n {
+                let x = V8(repeating: p[j])
+                a0.addProduct(x, load(r)); a1.addProduct(x, load(r + 8)); a2.addProduct(x, load(r + 16)); a3.addProduct(x, load(r + 24))
+                r += stride
+            }
+            store(o + d, a0); store(o + d + 8, a1); store(o + d + 16, a2); store(o + d + 24, a3)
+            d += 32
+        }
+        while d < D {
+            var a = V8()
+            for j in 0..<n { a.addProduct(V8(repeating: p[j]), load(v + j * stride + d)) }
+            store(o + d, a)
+            d += 8
+        }
+    }
+
+    /// o0 = Σ_{j<n} p0[j]·v_j and o1 = Σ_{j<n} p1[j]·v_j: each value row loaded once for both.
+    @inline(__always)
+    static func mix2(_ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>, _ v: UnsafePointer<Float>, _ stride: Int, _ n: Int,
+                     _ D: Int, _ o0: UnsafeMutablePointer<Float>, _ o1: UnsafeMutablePointer<Float>) {
+        var d = 0
+        while d + 32 <= D {
+            var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8(), b0 = V8(), b1 = V8(), b2 = V8(), b3 = V8()
+            var r = v + d
+            for j in 0..<n {
+                let v0 = load(r), v1 = load(r + 8), v2 = load(r + 16), v3 = load(r + 24)
+                r += stride
+                let x = V8(repeating: p0[j]), y = V8(repeating: p1[j])
+                a0.addProduct(x, v0); a1.addProduct(x, v1); a2.addProduct(x, v2); a3.addProduct(x, v3)
+                b0.addProduct(y, v0); b1.addProduct(y, v1); b2.addProduct(y, v2); b3.addProduct(y, v3)
+            }
+            store(o0 + d, a0); store(o0 + d + 8, a1); store(o0 + d + 16, a2); store(o0 + d + 24, a3)
+            store(o1 + d, b0); store(o1 + d + 8, b1); store(o1 + d + 16, b2); store(o1 + d + 24, b3)
+            d += 32
+        }
+        if d < D {
+            mix(p0, v + d, stride, n, D - d, o0 + d)
+            mix(p1, v + d, stride, n, D - d, o1 + d)
+        }
+    }
+
+    /// The plain loops: scores, max-subtracted softmax, weighted sum of values.
+    public static func reference(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, stride: Int,
+                                 out: UnsafeMutablePointer<Float>, outStride: Int, tokens n: Int, headDim D: Int, scale: Float) {
+        var s = [Float](repeating: 0, count: n)
+        for i in 0..<n {
+            var m = -Float.infinity
+            for j in 0..<n {
+                var dot: Float = 0
+                for d in 0..<D { dot += q[i * stride + d] * k[j * stride + d] }
+                s[j] = dot * scale
+                m = max(m, s[j])
+            }
+            var sum: Float = 0
+            for j in 0..<n { s[j] = exp(s[j] - m); sum += s[j] }
+            for d in 0..<D {
+                var acc: Float = 0
+                for j in 0..<n { acc += s[j] * v[j * stride + d] }
+                out[i * outStride + d] = acc / sum
+            }
+        }
+    }
+}
+
