@@ -47,28 +47,30 @@ public enum MatMul {
     static let prefetchDistance = 2048
 
     /// y[t, o] = Σ_i x[t, i] · W[o, i].  x: [tokens × W.cols], y: [tokens × W.rows].
+    /// With `accumulate`, y[t, o] += the sum instead (a residual added in place: no separate
+    /// zeroing of y and no pass to add it).
     public static func forward(_ x: UnsafePointer<Float>, _ w: WeightMatrix, _ y: UnsafeMutablePointer<Float>,
-                               tokens: Int, pool: ThreadPool, precision: Precision = .exact) {
-        forward(x, [(w, y)], tokens: tokens, pool: pool, precision: precision)
+                               tokens: Int, pool: ThreadPool, precision: Precision = .exact, accumulate: Bool = false) {
+        forward(x, [(w, y)], tokens: tokens, pool: pool, precision: precision, accumulate: accumulate)
     }
 
     /// Several products of the same input in one parallel dispatch (Q, K and V; gate and up).
     public static func forward(_ x: UnsafePointer<Float>, _ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)],
-                               tokens: Int, pool: ThreadPool, precision: Precision = .exact) {
+                               tokens: Int, pool: ThreadPool, precision: Precision = .exact, accumulate: Bool = false) {
         guard let cols = outputs.first?.0.cols, tokens > 0 else { return }
         precondition(outputs.allSatisfy { $0.0.cols == cols })
         if tokens <= vectorLimit, precision == .fast, outputs.allSatisfy({ Q8Dot.supports($0.0.type) }),
            cols % 32 == 0, !outputs.contains(where: { Q8Dot.uses256($0.0.type) && cols % 256 != 0 }) {
-            matvecInt8(x, outputs, cols: cols, tokens: tokens, pool: pool)
+            matvecInt8(x, outputs, cols: cols, tokens: tokens, pool: pool, accumulate: accumulate)
         } else if tokens <= vectorLimit {
-            matvec(x, outputs, cols: cols, tokens: tokens, pool: pool)
+            matvec(x, outputs, cols: cols, tokens: tokens, pool: pool, accumulate: accumulate)
         } else {
-            gemm(x, outputs, cols: cols, tokens: tokens, pool: pool)
+            gemm(x, outputs, cols: cols, tokens: tokens, pool: pool, accumulate: accumulate)
         }
     }
 
     static func matvec(_ x: UnsafePointer<Float>, _ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)],
-                       cols: Int, tokens: Int, pool: ThreadPool) {
+                       cols: Int, tokens: Int, pool: ThreadPool, accumulate: Bool = false) {
         let nb = cols / 32
         let sums = UnsafeMutablePointer<Float>.allocate(capacity: max(1, nb * tokens))
         defer { sums.deallocate() }
@@ -81,7 +83,8 @@ public enum MatMul {
             for r in row..<(pair ? row + 2 : row + 1) {
                 let p = w.row(r)
                 for t in 0..<tokens {
-                    y[t * w.rows + r] = QuantDot.dot(w.type, p, x + t * cols, sums + t * nb, cols, scratch: scratch)
+                    let d = QuantDot.dot(w.type, p, x + t * cols, sums + t * nb, cols, scratch: scratch)
+                    if accumulate { y[t * w.rows + r] += d } else { y[t * w.rows + r] = d }
                 }
             }
         }
@@ -89,17 +92,18 @@ public enum MatMul {
 
     /// Decoding with 8-bit activations: quantize x once, then integer dot products per row.
     static func matvecInt8(_ x: UnsafePointer<Float>, _ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)],
-                           cols: Int, tokens: Int, pool: ThreadPool) {
+                           cols: Int, tokens: Int, pool: ThreadPool, accumulate: Bool = false) {
         let acts = QuantizedActivations(n: cols, tokens: tokens)
         acts.quantize(x, blocks32: outputs.contains { !Q8Dot.uses256($0.0.type) }, blocks256: outputs.contains { Q8Dot.uses256($0.0.type) })
         forEachRowPair(outputs, pool: pool) { w, y, row, pair, _ in
             for t in 0..<tokens {
+                let o = y + t * w.rows + row
                 if pair {
                     let (a, b) = Q8Dot.dot2(w.type, w.row(row), w.row(row + 1), acts, token: t)
-                    y[t * w.rows + row] = a
-                    y[t * w.rows + row + 1] = b
+                    if accumulate { o[0] += a; o[1] += b } else { o[0] = a; o[1] = b }
                 } else {
-                    y[t * w.rows + row] = Q8Dot.dot(w.type, w.row(row), acts, token: t)
+                    let a = Q8Dot.dot(w.type, w.row(row), acts, token: t)
+                    if accumulate { o[0] += a } else { o[0] = a }
                 }
             }
         }
@@ -140,7 +144,7 @@ public enum MatMul {
     }
 
     static func gemm(_ x: UnsafePointer<Float>, _ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)],
-                     cols: Int, tokens: Int, pool: ThreadPool) {
+                     cols: Int, tokens: Int, pool: ThreadPool, accumulate: Bool = false) {
         // Work items: panels of up to `panelRows` rows; each matrix in a multiple of `threads`
         // equal panels, so the threads (taking every threads-th item) get equal shares.
         var items: [(m: Int, r0: Int, n: Int)] = []
@@ -160,9 +164,11 @@ public enum MatMul {
                 let it = items[k]
                 let (w, y) = outputs[it.m]
                 for r in 0..<it.n { w.dequantizeRow(it.r0 + r, into: buf + r * cols) }
-                // y[:, r0..<r0+n] = x · panelᵀ
+                // y[:, r0..<r0+n] = x · panelᵀ (+ y). Always β = 1: OpenBLAS's own β = 0 pass zeroes
+                // the strided panel one float at a time, memset is several times faster.
+                if !accumulate { for t in 0..<tokens { (y + t * w.rows + it.r0).update(repeating: 0, count: it.n) } }
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(it.n), Int32(cols),
-                            1, x, Int32(cols), buf, Int32(cols), 0, y + it.r0, Int32(w.rows))
+                            1, x, Int32(cols), buf, Int32(cols), 1, y + it.r0, Int32(w.rows))
                 k += stride
             }
         }

@@ -23,14 +23,19 @@ extension CausalLM {
 
 enum DecoderOps {
     /// y = x / sqrt(mean(x²) + eps) · w, for each of `rows` rows of `width`.
-    static func rmsNorm(_ x: UnsafePointer<Float>, _ w: [Float], _ y: UnsafeMutablePointer<Float>, rows: Int, width: Int, eps: Float) {
+    /// Rows split across `pool`'s threads when one is given and there are enough of them.
+    static func rmsNorm(_ x: UnsafePointer<Float>, _ w: [Float], _ y: UnsafeMutablePointer<Float>, rows: Int, width: Int, eps: Float,
+                        pool: ThreadPool? = nil) {
         w.withUnsafeBufferPointer { w in
-            for r in 0..<rows {
-                let xr = x + r * width, yr = y + r * width
-                let ss = MatMul.dot(xr, xr, width)
-                let scale = 1 / (ss / Float(width) + eps).squareRoot()
-                for i in 0..<width { yr[i] = w[i] * (xr[i] * scale) }
+            let body = { (range: Range<Int>) in
+                for r in range {
+                    let xr = x + r * width, yr = y + r * width
+                    let ss = MatMul.dot(xr, xr, width)
+                    let scale = 1 / (ss / Float(width) + eps).squareRoot()
+                    for i in 0..<width { yr[i] = w[i] * (xr[i] * scale) }
+                }
             }
+            if let pool, rows >= 32 { pool.parallelFor(rows, minChunk: 16, body) } else { body(0..<rows) }
         }
     }
 
@@ -156,32 +161,35 @@ enum DecoderOps {
             widened = (k, v)
         }
         defer { if let (k, v) = widened { k.deallocate(); v.deallocate() } }
-        let block = 64
-        pool.dispatch(H) { h in
-            let kvh = h / group
-            let s = UnsafeMutablePointer<Float>.allocate(capacity: min(T, block) * P)   // scores [rows × keys]
+        // One job per head and block of 64 queries, the blocks that see the most keys first, so
+        // the threads finish together.
+        let block = 64, blocks = (T + block - 1) / block
+        pool.dispatch(H * blocks) { job in
+            let h = job % H, kvh = h / group
+            let t0 = (blocks - 1 - job / H) * block
+            let rows = min(block, T - t0)
+            let lastPos = start + t0 + rows - 1
+            let firstKey = window.map { max(0, start + t0 - $0 + 1) } ?? 0
+            let n = lastPos - firstKey + 1   // keys this block sees
+            let s = UnsafeMutablePointer<Float>.allocate(capacity: rows * n)   // scores [rows × keys]
             defer { s.deallocate() }
-            var t0 = 0
-            while t0 < T {
-                let rows = min(block, T - t0)
-                let lastPos = start + t0 + rows - 1
-                let firstKey = window.map { max(0, start + t0 - $0 + 1) } ?? 0
-                let n = lastPos - firstKey + 1   // keys this block sees
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(n), Int32(D), scale,
-                            q + t0 * Q + h * D, Int32(Q), keys + firstKey * KV + kvh * D, Int32(KV), 0, s, Int32(n))
-                for i in 0..<rows {
-                    let row = s + i * n
-                    let pos = start + t0 + i
-                    let first = (window.map { max(0, pos - $0 + 1) } ?? 0) - firstKey
-                    let last = pos - firstKey
-                    if first > 0 { row.update(repeating: 0, count: first) }
-                    VectorMath.softmax(row + first, last - first + 1)
-                    if last + 1 < n { (row + last + 1).update(repeating: 0, count: n - last - 1) }
-                }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(D), Int32(n), 1,
-                            s, Int32(n), values + firstKey * KV + kvh * D, Int32(KV), 0, out + t0 * Q + h * D, Int32(Q))
-                t0 += rows
+            // β = 1 over memset-zeroed outputs: OpenBLAS's β = 0 pass is a scalar loop.
+            s.update(repeating: 0, count: rows * n)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(n), Int32(D), scale,
+                        q + t0 * Q + h * D, Int32(Q), keys + firstKey * KV + kvh * D, Int32(KV), 1, s, Int32(n))
+            for i in 0..<rows {
+                let row = s + i * n
+                let pos = start + t0 + i
+                let first = (window.map { max(0, pos - $0 + 1) } ?? 0) - firstKey
+                let last = pos - firstKey
+                if first > 0 { row.update(repeating: 0, count: first) }
+                VectorMath.softmax(row + first, last - first + 1)
+                if last + 1 < n { (row + last + 1).update(repeating: 0, count: n - last - 1) }
             }
+            let o = out + t0 * Q + h * D
+            for i in 0..<rows { (o + i * Q).update(repeating: 0, count: D) }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(D), Int32(n), 1,
+                        s, Int32(n), values + firstKey * KV + kvh * D, Int32(KV), 1, o, Int32(Q))
         }
     }
 

@@ -153,16 +153,15 @@ public final class LlamaModel: CausalLM, @unchecked Sendable {
         let k = Buffer(T * KV)       // keys                 [T × Hkv·D]
         let v = Buffer(T * KV)       // values               [T × Hkv·D]
         let att = Buffer(T * Q)      // attention output     [T × H·D]
-        let proj = Buffer(T * C)     // block output         [T × C]
         let g = Buffer(T * F)        // gate                 [T × F]
         let u = Buffer(T * F)        // up                   [T × F]
-        defer { [x, xn, q, k, v, att, proj, g, u].forEach { $0.free() } }
+        defer { [x, xn, q, k, v, att, g, u].forEach { $0.free() } }
 
         for (t, id) in tokens.enumerated() { tokenEmbedding.dequantizeRow(id, into: x.p + t * C) }
         let angles = DecoderOps.ropeAngles(invFreq: invFreq, positions: start..<(start + T))
 
         for (l, b) in blocks.enumerated() {
-            DecoderOps.rmsNorm(x.p, b.attnNorm, xn.p, rows: T, width: C, eps: cfg.normEps)
+            DecoderOps.rmsNorm(x.p, b.attnNorm, xn.p, rows: T, width: C, eps: cfg.normEps, pool: pool)
             MatMul.forward(xn.p, [(b.wq, q.p), (b.wk, k.p), (b.wv, v.p)], tokens: T, pool: pool, precision: precision)
             if let a = adapter {
                 a.apply(layer: l, target: .q, x: xn.p, y: q.p, tokens: T)
@@ -173,29 +172,30 @@ public final class LlamaModel: CausalLM, @unchecked Sendable {
             if let bk = b.bk { DecoderOps.addBias(k.p, bk, rows: T) }
             if let bv = b.bv { DecoderOps.addBias(v.p, bv, rows: T) }
             angles.withUnsafeBufferPointer { a in
-                for t in 0..<T {
-                    let at = a.baseAddress! + t * 2 * invFreq.count
-                    DecoderOps.rope(q.p + t * Q, heads: cfg.heads, headDim: D, angles: at, half: invFreq.count, neox: cfg.ropeNeoX)
-                    DecoderOps.rope(k.p + t * KV, heads: cfg.kvHeads, headDim: D, angles: at, half: invFreq.count, neox: cfg.ropeNeoX)
+                pool.parallelFor(T, minChunk: 32) { r in
+                    for t in r {
+                        let at = a.baseAddress! + t * 2 * invFreq.count
+                        DecoderOps.rope(q.p + t * Q, heads: cfg.heads, headDim: D, angles: at, half: invFreq.count, neox: cfg.ropeNeoX)
+                        DecoderOps.rope(k.p + t * KV, heads: cfg.kvHeads, headDim: D, angles: at, half: invFreq.count, neox: cfg.ropeNeoX)
+                    }
                 }
             }
             cache.store(layer: l, start: start, keys: k.p, values: v.p, count: T)
             DecoderOps.attention(q: q.p, out: att.p, cache: cache, layer: l, tokens: T, start: start,
                                  heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: D, scale: 1 / Float(D).squareRoot(), pool: pool)
-            MatMul.forward(att.p, b.wo, proj.p, tokens: T, pool: pool, precision: precision)
-            adapter?.apply(layer: l, target: .o, x: att.p, y: proj.p, tokens: T)
-            DecoderOps.add(x.p, proj.p, T * C)
+            // The block outputs add straight into the residual stream.
+            MatMul.forward(att.p, b.wo, x.p, tokens: T, pool: pool, precision: precision, accumulate: true)
+            adapter?.apply(layer: l, target: .o, x: att.p, y: x.p, tokens: T)
 
-            DecoderOps.rmsNorm(x.p, b.ffnNorm, xn.p, rows: T, width: C, eps: cfg.normEps)
+            DecoderOps.rmsNorm(x.p, b.ffnNorm, xn.p, rows: T, width: C, eps: cfg.normEps, pool: pool)
             MatMul.forward(xn.p, [(b.gate, g.p), (b.up, u.p)], tokens: T, pool: pool, precision: precision)
             if let a = adapter {
                 a.apply(layer: l, target: .gate, x: xn.p, y: g.p, tokens: T)
                 a.apply(layer: l, target: .up, x: xn.p, y: u.p, tokens: T)
             }
-            DecoderOps.swiglu(g.p, u.p, T * F)
-            MatMul.forward(g.p, b.down, proj.p, tokens: T, pool: pool, precision: precision)
-            adapter?.apply(layer: l, target: .down, x: g.p, y: proj.p, tokens: T)
-            DecoderOps.add(x.p, proj.p, T * C)
+            pool.parallelFor(T, minChunk: 16) { r in DecoderOps.swiglu(g.p + r.lowerBound * F, u.p + r.lowerBound * F, r.count * F) }
+            MatMul.forward(g.p, b.down, x.p, tokens: T, pool: pool, precision: precision, accumulate: true)
+            adapter?.apply(layer: l, target: .down, x: g.p, y: x.p, tokens: T)
         }
         cache.count = start + T
 
