@@ -135,36 +135,44 @@ public final class Gemma3Model: CausalLM, @unchecked Sendable {
             tokenEmbedding.dequantizeRow(id, into: x.p + t * C)
             for i in 0..<C { x.p[t * C + i] *= embScale }
         }
+        // cos/sin of every position, once per forward pass for each of the two rope bases.
+        let anglesGlobal = DecoderOps.ropeAngles(invFreq: invFreqGlobal, positions: start..<(start + T))
+        let anglesLocal = DecoderOps.ropeAngles(invFreq: invFreqLocal, positions: start..<(start + T))
         for (l, b) in blocks.enumerated() {
             let global = cfg.isGlobal(l)
             let invFreq = global ? invFreqGlobal : invFreqLocal
-            DecoderOps.rmsNorm(x.p, b.attnNorm, xn.p, rows: T, width: C, eps: cfg.normEps)
+            DecoderOps.rmsNorm(x.p, b.attnNorm, xn.p, rows: T, width: C, eps: cfg.normEps, pool: pool)
             MatMul.forward(xn.p, [(b.wq, q.p), (b.wk, k.p), (b.wv, v.p)], tokens: T, pool: pool, precision: precision)
-            DecoderOps.rmsNorm(q.p, b.qNorm, q.p, rows: T * H, width: D, eps: cfg.normEps)
-            DecoderOps.rmsNorm(k.p, b.kNorm, k.p, rows: T * Hkv, width: D, eps: cfg.normEps)
-            for t in 0..<T {
-                DecoderOps.rope(q.p + t * Q, heads: H, headDim: D, invFreq: invFreq, position: start + t, neox: true)
-                DecoderOps.rope(k.p + t * KV, heads: Hkv, headDim: D, invFreq: invFreq, position: start + t, neox: true)
+            DecoderOps.rmsNorm(q.p, b.qNorm, q.p, rows: T * H, width: D, eps: cfg.normEps, pool: pool)
+            DecoderOps.rmsNorm(k.p, b.kNorm, k.p, rows: T * Hkv, width: D, eps: cfg.normEps, pool: pool)
+            (global ? anglesGlobal : anglesLocal).withUnsafeBufferPointer { a in
+                pool.parallelFor(T, minChunk: 32) { r in
+                    for t in r {
+                        let at = a.baseAddress! + t * 2 * invFreq.count
+                        DecoderOps.rope(q.p + t * Q, heads: H, headDim: D, angles: at, half: invFreq.count, neox: true)
+                        DecoderOps.rope(k.p + t * KV, heads: Hkv, headDim: D, angles: at, half: invFreq.count, neox: true)
+                    }
+                }
             }
             cache.store(layer: l, start: start, keys: k.p, values: v.p, count: T)
             DecoderOps.attention(q: q.p, out: att.p, cache: cache, layer: l, tokens: T, start: start,
                                  heads: H, kvHeads: Hkv, headDim: D, scale: 1 / Float(D).squareRoot(),
                                  window: global ? nil : cfg.slidingWindow, pool: pool)
             MatMul.forward(att.p, b.wo, proj.p, tokens: T, pool: pool, precision: precision)
-            DecoderOps.rmsNorm(proj.p, b.postAttnNorm, normed.p, rows: T, width: C, eps: cfg.normEps)
+            DecoderOps.rmsNorm(proj.p, b.postAttnNorm, normed.p, rows: T, width: C, eps: cfg.normEps, pool: pool)
             DecoderOps.add(x.p, normed.p, T * C)
 
-            DecoderOps.rmsNorm(x.p, b.ffnNorm, xn.p, rows: T, width: C, eps: cfg.normEps)
+            DecoderOps.rmsNorm(x.p, b.ffnNorm, xn.p, rows: T, width: C, eps: cfg.normEps, pool: pool)
             MatMul.forward(xn.p, [(b.gate, g.p), (b.up, u.p)], tokens: T, pool: pool, precision: precision)
-            DecoderOps.geglu(g.p, u.p, T * F)
+            pool.parallelFor(T, minChunk: 16) { r in DecoderOps.geglu(g.p + r.lowerBound * F, u.p + r.lowerBound * F, r.count * F) }
             MatMul.forward(g.p, b.down, proj.p, tokens: T, pool: pool, precision: precision)
-            DecoderOps.rmsNorm(proj.p, b.postFFNNorm, normed.p, rows: T, width: C, eps: cfg.normEps)
+            DecoderOps.rmsNorm(proj.p, b.postFFNNorm, normed.p, rows: T, width: C, eps: cfg.normEps, pool: pool)
             DecoderOps.add(x.p, normed.p, T * C)
         }
         cache.count = start + T
 
         let rows = allLogits ? T : 1
-        DecoderOps.rmsNorm(x.p + (T - rows) * C, outputNorm, xn.p, rows: rows, width: C, eps: cfg.normEps)
+        DecoderOps.rmsNorm(x.p + (T - rows) * C, outputNorm, xn.p, rows: rows, width: C, eps: cfg.normEps, pool: pool)
         var logits = [Float](repeating: 0, count: rows * cfg.vocabulary)
         logits.withUnsafeMutableBufferPointer { MatMul.forward(xn.p, tokenEmbedding, $0.baseAddress!, tokens: rows, pool: pool, precision: precision) }
         return logits
