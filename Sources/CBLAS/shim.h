@@ -8,3 +8,8 @@ static inline void tailor_cpu_relax(void) {
     __builtin_ia32_pause();
 #endif
 }
+
+/// Asks the CPU to start loading the cache line at p (for streaming weights in decode).
+static inline void tailor_prefetch(const void *p) {
+    __builtin_prefetch(p, 0, 0);
+}
