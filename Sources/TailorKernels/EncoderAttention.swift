@@ -23,19 +23,19 @@ public enum EncoderAttention {
             reference(q: q, k: k, v: v, stride: stride, out: out, outStride: outStride, tokens: n, headDim: D, scale: scale)
             return
         }
-        let n8 = paddedKeys(n)
-        // Keys transposed, [D × n8] with n8 a multiple of 16, padding columns zero.
-        let kt = scratch, s0 = scratch + D * n8, s1 = s0 + n8
+        let n16 = paddedKeys(n)
+        // Keys transposed, [D × n16] (n rounded up to 16), padding columns zero.
+        let kt = scratch, s0 = scratch + D * n16, s1 = s0 + n16
         // Row by row of the result: contiguous stores, the loads revisit n rows that stay in L1.
         for d in 0..<D {
-            let row = kt + d * n8
+            let row = kt + d * n16
             for j in 0..<n { row[j] = k[j * stride + d] }
-            for j in n..<n8 { row[j] = 0 }
+            for j in n..<n16 { row[j] = 0 }
         }
         var i = 0
         while i < n {
             let two = i + 1 < n
-            scores(q + i * stride, q + (two ? i + 1 : i) * stride, kt, n8, D, scale, s0, s1)
+            scores(q + i * stride, q + (two ? i + 1 : i) * stride, kt, n16, D, scale, s0, s1)
             VectorMath.softmax(s0, n)
             if two {
                 VectorMath.softmax(s1, n)
