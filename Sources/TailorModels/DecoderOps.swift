@@ -48,14 +48,6 @@ enum DecoderOps {
         }
     }
 
-    /// Rotates the first ropeDim features of each of `heads` heads (width D) by position·θ_i.
-    /// Normal ordering pairs (2i, 2i+1) (GGUF Llama files, whose Q/K rows the converter
-    /// permuted); NeoX ordering pairs (i, i + ropeDim/2) (Qwen2, Gemma).
-    static func rope(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim D: Int, invFreq: [Float], position: Int, neox: Bool) {
-        let angles = ropeAngles(invFreq: invFreq, positions: position..<(position + 1))
-        angles.withUnsafeBufferPointer { rope(x, heads: heads, headDim: D, angles: $0.baseAddress!, half: invFreq.count, neox: neox) }
-    }
-
     /// cos and sin of position·θ_i for each position: [positions × (cos ×half, sin ×half)], so
     /// the layers of one forward pass share them.
     static func ropeAngles(invFreq: [Float], positions: Range<Int>) -> [Float] {
@@ -71,7 +63,10 @@ enum DecoderOps {
         return out
     }
 
-    /// `rope` with one position's angles from `ropeAngles`.
+    /// Rotates the first 2·half features of each of `heads` heads (width D) by position·θ_i, with
+    /// one position's cos/sin from `ropeAngles`. Normal ordering pairs (2i, 2i+1) (GGUF Llama
+    /// files, whose Q/K rows the converter permuted); NeoX ordering pairs (i, i + half) (Qwen2,
+    /// Gemma).
     static func rope(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim D: Int, angles: UnsafePointer<Float>, half: Int, neox: Bool) {
         for i in 0..<half {
             let c = angles[i], s = angles[half + i]
@@ -191,10 +186,6 @@ enum DecoderOps {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(D), Int32(n), 1,
                         s, Int32(n), values + firstKey * KV + kvh * D, Int32(KV), 1, o, Int32(Q))
         }
-    }
-
-    static func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) {
-        for i in 0..<n { x[i] += y[i] }
     }
 
     static func addBias(_ x: UnsafeMutablePointer<Float>, _ b: [Float], rows: Int) {

@@ -160,14 +160,14 @@ public final class Gemma3Model: CausalLM, @unchecked Sendable {
                                  window: global ? nil : cfg.slidingWindow, pool: pool)
             MatMul.forward(att.p, b.wo, proj.p, tokens: T, pool: pool, precision: precision)
             DecoderOps.rmsNorm(proj.p, b.postAttnNorm, normed.p, rows: T, width: C, eps: cfg.normEps, pool: pool)
-            DecoderOps.add(x.p, normed.p, T * C)
+            VectorMath.add(normed.p, into: x.p, T * C)
 
             DecoderOps.rmsNorm(x.p, b.ffnNorm, xn.p, rows: T, width: C, eps: cfg.normEps, pool: pool)
             MatMul.forward(xn.p, [(b.gate, g.p), (b.up, u.p)], tokens: T, pool: pool, precision: precision)
             pool.parallelFor(T, minChunk: 16) { r in DecoderOps.geglu(g.p + r.lowerBound * F, u.p + r.lowerBound * F, r.count * F) }
             MatMul.forward(g.p, b.down, proj.p, tokens: T, pool: pool, precision: precision)
             DecoderOps.rmsNorm(proj.p, b.postFFNNorm, normed.p, rows: T, width: C, eps: cfg.normEps, pool: pool)
-            DecoderOps.add(x.p, normed.p, T * C)
+            VectorMath.add(normed.p, into: x.p, T * C)
         }
         cache.count = start + T
 
