@@ -15,6 +15,13 @@ public enum VectorMath {
     /// row ← softmax(row) over n values (max-subtracted, fp32).
     public static func softmax(_ row: UnsafeMutablePointer<Float>, _ n: Int) {
         guard n > 0 else { return }
+        let inv = 1 / expShifted(row, n)
+        for k in 0..<n { row[k] *= inv }
+    }
+
+    /// row[j] ← exp(row[j] − max(row)) for n > 0 values; returns their sum (a softmax left
+    /// unnormalized, for callers that divide later).
+    public static func expShifted(_ row: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
         var m8 = SIMD8<Float>(repeating: -.infinity)
         var j = 0
         while j + 8 <= n {
@@ -24,8 +31,7 @@ public enum VectorMath {
         }
         var mx = m8.max()
         while j < n { mx = max(mx, row[j]); j += 1 }
-        let inv = 1 / expSubtracting(row, n, mx)
-        for k in 0..<n { row[k] *= inv }
+        return expSubtracting(row, n, mx)
     }
 
     /// row[j] ← exp(row[j] − m) for n values; returns their sum (softmax and cross-entropy).
