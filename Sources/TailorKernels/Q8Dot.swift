@@ -39,6 +39,7 @@ public enum Q8Dot {
         case .q8_0: return AVX2Q8.q8_0x2(r0, r1, a, t)
         case .q4_0: return AVX2Q8.q4_0x2(r0, r1, a, t)
         case .q5_0: return AVX2Q8.q5_0x2(r0, r1, a, t)
+        case .q4_K: return AVX2Q8.q4_Kx2(r0, r1, a, t)
         default: break
         }
         #endif
@@ -343,32 +344,83 @@ enum AVX2Q8 {
         return hsum(_mm256_add_ps(acc0, acc1))
     }
 
+    /// The eight 6-bit scales and eight 6-bit minimums of a Q4_K super-block (the 12 bytes at p),
+    /// one per byte, in sub-block order: `scaleMinK4` for all eight at once with 32-bit words.
+    @inline(__always) static func scalesMinsK4(_ p: UnsafeRawPointer) -> (scales: UInt64, mins: UInt64) {
+        let w0 = p.loadUnaligned(as: UInt32.self), w1 = p.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+        let w2 = p.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
+        let low6: UInt32 = 0x3F3F_3F3F, low4: UInt32 = 0x0F0F_0F0F, low2: UInt32 = 0x0303_0303
+        let s47 = (w2 & low4) | (((w0 >> 6) & low2) << 4)
+        let m47 = ((w2 >> 4) & low4) | (((w1 >> 6) & low2) << 4)
+        return (UInt64(w0 & low6) | UInt64(s47) << 32, UInt64(w1 & low6) | UInt64(m47) << 32)
+    }
+
+    /// One Q4_K super-block of one row (144 bytes at p) against its 256 activations at q:
+    /// Σ_k scale_k·Σ(nibble·x) over the eight 32-sub-blocks as eight i32 lanes, and the minimums
+    /// times the activation sums of their sub-blocks (`bsum8`, eight i16) as four i32 lanes.
+    /// Each sub-block's scale is broadcast to 16-bit lanes by a byte shuffle of the widened scales,
+    /// and the madd that sums the u8×s8 pairs multiplies by it.
+    @inline(__always) static func q4_KBlock(_ p: UnsafeRawPointer, _ q: UnsafeRawPointer, _ bsum8: __m128i) -> (__m256i, __m128i) {
+        let (scales, mins) = scalesMinsK4(p + 4)
+        let m = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(Int64(bitPattern: mins))), bsum8)
+        let sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(Int64(bitPattern: scales))))
+        let m4 = _mm256_set1_epi8(0x0F)
+        var sumi = _mm256_setzero_si256()
+        for j in 0..<4 {
+            let w = load32(p + (16 &+ 32 &* j))
+            let lo = _mm256_and_si256(w, m4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4)
+            // i16 lane k of sc sits in bytes 2k, 2k+1 of each 128-bit half.
+            let sLo = _mm256_shuffle_epi8(sc, _mm256_set1_epi16(Int16(4 &* j | (4 &* j &+ 1) << 8)))
+            let sHi = _mm256_shuffle_epi8(sc, _mm256_set1_epi16(Int16((4 &* j &+ 2) | (4 &* j &+ 3) << 8)))
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load32(q + 64 &* j)), sLo))
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load32(q + (64 &* j &+ 32))), sHi))
+        }
+        return (sumi, m)
+    }
+
+    /// The sixteen 16-value activation sums of super-block b as the eight 32-sub-block sums.
+    @inline(__always) static func bsum8(_ bs: UnsafePointer<Int16>) -> __m128i {
+        let raw = UnsafeRawPointer(bs)
+        return _mm_hadd_epi16(load16(raw), load16(raw + 16))
+    }
+
     static func q4_K(_ row: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> Float {
         let nb = a.n / 256
         let q = UnsafeRawPointer(a.qK + t * a.n)
-        var acc = _mm256_setzero_ps()
-        var mins: Float = 0
-        let m4 = _mm256_set1_epi8(0x0F)
+        var acc = _mm256_setzero_ps(), accMin = _mm_setzero_ps()
         for b in 0..<nb {
-            let p = row + b * 144
-            let dx = a.dK[t * nb + b]
-            let bs = a.bsumsK + t * (a.n / 16) + 16 * b
-            var sumi = _mm256_setzero_si256()
-            var summ: Int32 = 0
-            for j in 0..<4 {
-                let (s0, m0) = scaleMinK4(2 * j, p + 4), (s1, m1) = scaleMinK4(2 * j + 1, p + 4)
-                let w = load32(p + 16 + 32 * j)
-                let lo = _mm256_and_si256(w, m4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4)
-                let p0 = _mm256_maddubs_epi16(lo, load32(q + 256 * b + 64 * j))
-                let p1 = _mm256_maddubs_epi16(hi, load32(q + 256 * b + 64 * j + 32))
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16(Int16(s0))))
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16(Int16(s1))))
-                summ += Int32(m0) * (Int32(bs[4 * j]) + Int32(bs[4 * j + 1])) + Int32(m1) * (Int32(bs[4 * j + 2]) + Int32(bs[4 * j + 3]))
-            }
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(half(p, 0) * dx), _mm256_cvtepi32_ps(sumi), acc)
-            mins += half(p, 2) * dx * Float(summ)
+            let p = row + b &* 144
+            let dx = a.dK[t &* nb &+ b]
+            let (sumi, m) = q4_KBlock(p, q + 256 &* b, bsum8(a.bsumsK + (t &* (a.n / 16) &+ 16 &* b)))
+            let (c, cm) = scales2(p, p + 2, dx)
+            acc = _mm256_fmadd_ps(c, _mm256_cvtepi32_ps(sumi), acc)
+            accMin = _mm_fmadd_ps(_mm256_castps256_ps128(cm), _mm_cvtepi32_ps(m), accMin)
         }
-        return hsum(acc) - mins
+        return hsum(acc) - unsafeBitCast(accMin, to: SIMD4<Float>.self).sum()
+    }
+
+    /// Two rows of Q4_K: the activation loads and sub-block sums shared.
+    static func q4_Kx2(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> (Float, Float) {
+        let nb = a.n / 256
+        let q = UnsafeRawPointer(a.qK + t * a.n)
+        var acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps()
+        var min0 = _mm_setzero_ps(), min1 = _mm_setzero_ps()
+        for b in 0..<nb {
+            let p0 = r0 + b &* 144, p1 = r1 + b &* 144, qb = q + 256 &* b
+            let dx = a.dK[t &* nb &+ b]
+            let bs = bsum8(a.bsumsK + (t &* (a.n / 16) &+ 16 &* b))
+            let (i0, m0) = q4_KBlock(p0, qb, bs), (i1, m1) = q4_KBlock(p1, qb, bs)
+            // (d, dmin) of both rows times dx: lanes d0, dmin0, d1, dmin1.
+            let f = _mm_mul_ps(_mm_cvtph_ps(_mm_unpacklo_epi32(_mm_cvtsi32_si128(p0.loadUnaligned(as: Int32.self)),
+                                                               _mm_cvtsi32_si128(p1.loadUnaligned(as: Int32.self)))), _mm_set1_ps(dx))
+            let v = unsafeBitCast(f, to: SIMD4<Float>.self)
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(v[0]), _mm256_cvtepi32_ps(i0), acc0)
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(v[2]), _mm256_cvtepi32_ps(i1), acc1)
+            min0 = _mm_fmadd_ps(_mm_set1_ps(v[1]), _mm_cvtepi32_ps(m0), min0)
+            min1 = _mm_fmadd_ps(_mm_set1_ps(v[3]), _mm_cvtepi32_ps(m1), min1)
+        }
+        return (hsum(acc0) - unsafeBitCast(min0, to: SIMD4<Float>.self).sum(),
+                hsum(acc1) - unsafeBitCast(min1, to: SIMD4<Float>.self).sum())
     }
 
     static func q6_K(_ row: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> Float {

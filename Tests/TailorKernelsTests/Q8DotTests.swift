@@ -110,16 +110,16 @@ struct SplitMix64Test {
 }
 
 @Suite struct Q8PairTests {
-    @Test(arguments: [GGMLType.q4_1, .q8_0, .q4_0, .q5_0])
+    @Test(arguments: [GGMLType.q4_1, .q8_0, .q4_0, .q5_0, .q4_K])
     func pairEqualsSingles(_ type: GGMLType) {
         var rng = SplitMix64Test(seed: 11)
-        let n = 576
+        let n = Q8Dot.uses256(type) ? 768 : 576
         let x = (0..<n).map { _ in Float(Int(rng.next() % 20001) - 10000) / 3000 }
         let acts = QuantizedActivations(n: n, tokens: 1)
-        x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, blocks32: true, blocks256: false) }
+        x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, blocks32: !Q8Dot.uses256(type), blocks256: Q8Dot.uses256(type)) }
         let rows = Q8DotTests.randomRow(type, n: 2 * n, rng: &rng)  // two adjacent rows
         rows.withUnsafeBytes { r in
-            let r0 = r.baseAddress!, r1 = r.baseAddress! + n / 32 * type.blockBytes
+            let r0 = r.baseAddress!, r1 = r.baseAddress! + n / type.blockSize * type.blockBytes
             let (a, b) = Q8Dot.dot2(type, r0, r1, acts, token: 0)
             #expect(abs(a - Q8Dot.reference(type, r0, acts, token: 0)) < 1e-3)
             #expect(abs(b - Q8Dot.reference(type, r1, acts, token: 0)) < 1e-3)
