@@ -19,7 +19,7 @@ public final class ThreadPool: @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     private let running = Atomic<Int>(0)
     private let lock = NSCondition()
-    private var job: ((Int) -> Void)?
+    private var job: ((Int, Int) -> Void)?
     private var chunkCount = 0
     private var workers: [Thread] = []
     /// Pause iterations a waiting thread spins before it yields its core, and yields before a
@@ -34,7 +34,7 @@ public final class ThreadPool: @unchecked Sendable {
         openblas_set_num_threads(1)
         running.store(self.threads - 1, ordering: .relaxed)
         for i in 1..<self.threads {
-            let t = Thread { [unowned(unsafe) self] in self.workerLoop() }
+            let t = Thread { [unowned(unsafe) self] in self.workerLoop(index: i) }
             t.name = "tailor-worker-\(i)"
             t.stackSize = 1 << 20
             workers.append(t)
@@ -50,7 +50,7 @@ public final class ThreadPool: @unchecked Sendable {
         while running.load(ordering: .acquiring) > 0 { spinPause() }
     }
 
-    private func workerLoop() {
+    private func workerLoop(index: Int) {
         var seen = 0
         while true {
             var spins = 0
@@ -66,17 +66,17 @@ public final class ThreadPool: @unchecked Sendable {
             }
             seen = epoch.load(ordering: .acquiring)
             if stopping.load(ordering: .acquiring) { running.subtract(1, ordering: .releasing); return }
-            runChunks()
+            runChunks(thread: index)
             pending.subtract(1, ordering: .releasing)
         }
     }
 
-    private func runChunks() {
+    private func runChunks(thread: Int) {
         guard let job else { return }
         while true {
             let c = nextChunk.add(1, ordering: .relaxed).oldValue
             if c >= chunkCount { break }
-            job(c)
+            job(c, thread)
         }
     }
 
@@ -97,7 +97,13 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// Runs `body(chunk)` for chunk in 0..<chunks across the workers and the caller.
     public func dispatch(_ chunks: Int, _ body: (Int) -> Void) {
-        guard chunks > 1, threads > 1 else { for c in 0..<chunks { body(c) }; return }
+        dispatch(chunks) { c, _ in body(c) }
+    }
+
+    /// Runs `body(chunk, thread)` for chunk in 0..<chunks: whichever thread is free takes the next
+    /// chunk; `thread` (0 for the caller, 1… for the workers) names per-thread scratch.
+    public func dispatch(_ chunks: Int, _ body: (_ chunk: Int, _ thread: Int) -> Void) {
+        guard chunks > 1, threads > 1 else { for c in 0..<chunks { body(c, 0) }; return }
         withoutActuallyEscaping(body) { body in
             job = body
             chunkCount = chunks
@@ -107,7 +113,7 @@ public final class ThreadPool: @unchecked Sendable {
             if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
                 lock.lock(); lock.broadcast(); lock.unlock()
             }
-            runChunks()
+            runChunks(thread: 0)
             var spins = 0
             while pending.load(ordering: .acquiring) > 0 {
                 spins += 1

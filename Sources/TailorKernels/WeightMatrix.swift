@@ -155,22 +155,20 @@ public enum MatMul {
             var r = 0
             while r < w.rows { let n = min(size, w.rows - r); items.append((i, r, n)); r += n }
         }
-        pool.dispatch(min(items.count, pool.threads)) { worker in
-            let buf = UnsafeMutablePointer<Float>.allocate(capacity: panelRows * cols)
-            defer { buf.deallocate() }
-            var k = worker
-            let stride = min(items.count, pool.threads)
-            while k < items.count {
-                let it = items[k]
-                let (w, y) = outputs[it.m]
-                for r in 0..<it.n { w.dequantizeRow(it.r0 + r, into: buf + r * cols) }
-                // y[:, r0..<r0+n] = x · panelᵀ (+ y). Always β = 1: OpenBLAS's own β = 0 pass zeroes
-                // the strided panel one float at a time, memset is several times faster.
-                if !accumulate { for t in 0..<tokens { (y + t * w.rows + it.r0).update(repeating: 0, count: it.n) } }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(it.n), Int32(cols),
-                            1, x, Int32(cols), buf, Int32(cols), 1, y + it.r0, Int32(w.rows))
-                k += stride
-            }
+        // Panels go to whichever thread is free (a thread the machine slows down takes fewer),
+        // each thread dequantizing into its own buffer.
+        let buffers = UnsafeMutablePointer<Float>.allocate(capacity: threads * panelRows * cols)
+        defer { buffers.deallocate() }
+        pool.dispatch(items.count) { k, thread in
+            let buf = buffers + thread * panelRows * cols
+            let it = items[k]
+            let (w, y) = outputs[it.m]
+            for r in 0..<it.n { w.dequantizeRow(it.r0 + r, into: buf + r * cols) }
+            // y[:, r0..<r0+n] = x · panelᵀ (+ y). Always β = 1: OpenBLAS's own β = 0 pass zeroes
+            // the strided panel one float at a time, memset is several times faster.
+            if !accumulate { for t in 0..<tokens { (y + t * w.rows + it.r0).update(repeating: 0, count: it.n) } }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(it.n), Int32(cols),
+                        1, x, Int32(cols), buf, Int32(cols), 1, y + it.r0, Int32(w.rows))
         }
     }
 
