@@ -146,7 +146,7 @@ public enum MatMul {
     static func gemm(_ x: UnsafePointer<Float>, _ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)],
                      cols: Int, tokens: Int, pool: ThreadPool, accumulate: Bool = false) {
         // Work items: panels of up to `panelRows` rows; each matrix in a multiple of `threads`
-        // equal panels, so the threads (taking every threads-th item) get equal shares.
+        // equal panels, so that when the threads run at the same speed none is left waiting.
         var items: [(m: Int, r0: Int, n: Int)] = []
         let threads = pool.threads
         for (i, (w, _)) in outputs.enumerated() {
