@@ -13,3 +13,17 @@ static inline void tailor_cpu_relax(void) {
 static inline void tailor_prefetch(const void *p) {
     __builtin_prefetch(p, 0, 0);
 }
+
+
+/// Atomic 64-bit word operations on plain memory (relaxed: the words only hand out work items;
+/// the thread pool's own barrier orders the data).
+static inline unsigned long long tailor_atomic_load64(const unsigned long long *p) {
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+static inline void tailor_atomic_store64(unsigned long long *p, unsigned long long v) {
+    __atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+/// Replaces *p by desired if it holds *expected (returns 1); otherwise loads *p into *expected.
+static inline int tailor_atomic_cas64(unsigned long long *p, unsigned long long *expected, unsigned long long desired) {
+    return __atomic_compare_exchange_n(p, expected, desired, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}

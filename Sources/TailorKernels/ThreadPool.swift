@@ -22,6 +22,8 @@ public final class ThreadPool: @unchecked Sendable {
     private var job: ((Int, Int) -> Void)?
     private var chunkCount = 0
     private var workers: [Thread] = []
+    /// One front/back chunk cursor per thread's range, for `forEachChunk`.
+    private let ranges: RangeCursors
     /// Pause iterations a waiting thread spins before it yields its core, and yields before a
     /// worker sleeps. Spinning is what makes dispatch cheap; yielding soon keeps several pools
     /// (or other programs) on a busy machine from starving each other.
@@ -33,6 +35,7 @@ public final class ThreadPool: @unchecked Sendable {
         // Our threads parallelize GEMMs themselves; OpenBLAS's own threads would fight them.
         openblas_set_num_threads(1)
         running.store(self.threads - 1, ordering: .relaxed)
+        ranges = RangeCursors(self.threads)
         for i in 1..<self.threads {
             let t = Thread { [unowned(unsafe) self] in self.workerLoop(index: i) }
             t.name = "tailor-worker-\(i)"
@@ -43,6 +46,7 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     deinit {
+        ranges.free()
         stopping.store(true, ordering: .sequentiallyConsistent)
         epoch.add(1, ordering: .sequentiallyConsistent)
         lock.lock(); lock.broadcast(); lock.unlock()
@@ -123,8 +127,92 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
+    /// Runs `body(range, thread)` over `0..<count` for streaming loops (decoding's matrix-vector
+    /// products): the items are cut into one contiguous range per thread, each range into chunks
+    /// of `chunk` items (range starts are multiples of `chunk`). A thread walks its own range from
+    /// the front, so its reads stay one sequential stream the hardware prefetcher follows; once
+    /// done it takes chunks from the back of the ranges still unfinished, so a thread the machine
+    /// slows down (another program, the hypervisor) no longer holds every other thread up.
+    public func forEachChunk(_ count: Int, chunk: Int, _ body: (_ range: Range<Int>, _ thread: Int) -> Void) {
+        guard count > 0 else { return }
+        let chunk = max(1, chunk)
+        let totalChunks = (count + chunk - 1) / chunk
+        let parts = min(threads, totalChunks)
+        if parts == 1 {
+            for c in 0..<totalChunks { body((c * chunk)..<min(count, (c + 1) * chunk), 0) }
+            return
+        }
+        let perPart = (totalChunks + parts - 1) / parts        // chunks per range
+        for p in 0..<parts {
+            let first = min(totalChunks, p * perPart), last = min(totalChunks, first + perPart)
+            ranges.reset(p, front: first, back: last)
+        }
+        let cursors = ranges
+        dispatch(parts) { own, thread in
+            while let c = cursors.takeFront(own) { body((c * chunk)..<min(count, (c + 1) * chunk), thread) }
+            for step in 1..<parts {
+                let other = (own + step) % parts
+                while let c = cursors.takeBack(other) { body((c * chunk)..<min(count, (c + 1) * chunk), thread) }
+            }
+        }
+    }
+
+    /// Buffers for decoding's quantized activations, kept between calls (a pool runs one forward
+    /// pass at a time): a fresh set per product cost eight allocations each time.
+    private var activationBuffers: [QuantizedActivations] = []
+
+    /// Quantized-activation buffers for `tokens` rows of width `n`, reused from earlier calls.
+    /// Valid until the next call with other dimensions evicts them (it keeps the last eight).
+    func activations(n: Int, tokens: Int) -> QuantizedActivations {
+        if let a = activationBuffers.first(where: { $0.n == n && $0.tokens == tokens }) { return a }
+        let a = QuantizedActivations(n: n, tokens: tokens)
+        if activationBuffers.count == 8 { activationBuffers.removeFirst() }
+        activationBuffers.append(a)
+        return a
+    }
+
     /// The number of cores this process may use.
     public static var availableCores: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
 }
 
 @inline(__always) func spinPause() { tailor_cpu_relax() }
+
+/// For each thread's range, the unclaimed chunks [front, back): both ends in one atomic word so
+/// the owner (taking from the front) and a helper (from the back) never claim the same chunk;
+/// each word on its own cache line. Plain memory, so claiming a chunk costs no reference counting.
+struct RangeCursors {
+    private let words: UnsafeMutablePointer<UInt64>
+    private static let spacing = 8          // 64 bytes between words
+
+    init(_ count: Int) {
+        words = .allocate(capacity: max(1, count) * Self.spacing)
+        words.initialize(repeating: 0, count: max(1, count) * Self.spacing)
+    }
+
+    func free() { words.deallocate() }
+
+    @inline(__always) private func word(_ i: Int) -> UnsafeMutablePointer<UInt64> { words + i * Self.spacing }
+    @inline(__always) private static func pack(_ front: Int, _ back: Int) -> UInt64 { UInt64(front) | UInt64(back) << 32 }
+
+    func reset(_ i: Int, front: Int, back: Int) { tailor_atomic_store64(word(i), Self.pack(front, back)) }
+
+    @inline(__always) func takeFront(_ i: Int) -> Int? {
+        let p = word(i)
+        var w = tailor_atomic_load64(p)
+        while true {
+            let f = Int(w & 0xFFFF_FFFF), b = Int(w >> 32)
+            if f >= b { return nil }
+            if tailor_atomic_cas64(p, &w, Self.pack(f + 1, b)) != 0 { return f }
+        }
+    }
+
+    @inline(__always) func takeBack(_ i: Int) -> Int? {
+        let p = word(i)
+        var w = tailor_atomic_load64(p)
+        while true {
+            let f = Int(w & 0xFFFF_FFFF), b = Int(w >> 32)
+            if f >= b { return nil }
+            if tailor_atomic_cas64(p, &w, Self.pack(f, b - 1)) != 0 { return b - 1 }
+        }
+    }
+}

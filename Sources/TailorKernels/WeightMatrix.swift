@@ -78,8 +78,8 @@ public enum MatMul {
         let fused = outputs.allSatisfy { QuantDot.isFused($0.0.type) }
         let scratchPerThread = UnsafeMutablePointer<Float>.allocate(capacity: fused ? 1 : cols * pool.threads)
         defer { scratchPerThread.deallocate() }
-        forEachRowPair(outputs, pool: pool) { w, y, row, pair, part in
-            let scratch = fused ? scratchPerThread : scratchPerThread + cols * part
+        forEachRowPair(outputs, pool: pool) { w, y, row, pair, thread in
+            let scratch = fused ? scratchPerThread : scratchPerThread + cols * thread
             for r in row..<(pair ? row + 2 : row + 1) {
                 let p = w.row(r)
                 for t in 0..<tokens {
@@ -93,7 +93,7 @@ public enum MatMul {
     /// Decoding with 8-bit activations: quantize x once, then integer dot products per row.
     static func matvecInt8(_ x: UnsafePointer<Float>, _ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)],
                            cols: Int, tokens: Int, pool: ThreadPool, accumulate: Bool = false) {
-        let acts = QuantizedActivations(n: cols, tokens: tokens)
+        let acts = pool.activations(n: cols, tokens: tokens)
         acts.quantize(x, blocks32: outputs.contains { !Q8Dot.uses256($0.0.type) }, blocks256: outputs.contains { Q8Dot.uses256($0.0.type) })
         forEachRowPair(outputs, pool: pool) { w, y, row, pair, _ in
             for t in 0..<tokens {
@@ -109,36 +109,52 @@ public enum MatMul {
         }
     }
 
-    /// Calls `body(matrix, output, row, pair, part)` for every row of every matrix, two rows at a
-    /// time where two rows of one matrix are left (`pair`: rows `row` and `row + 1`). Each thread
-    /// (`part`) takes one contiguous range of the rows, so it streams its weights sequentially,
-    /// and prefetches a few rows ahead.
+    /// A matrix's rows without the reference that keeps them alive: what the decoding loops pass
+    /// around (copying a `WeightMatrix` retains its owner, thousands of times per token).
+    struct Rows {
+        let type: GGMLType
+        let rows: Int
+        let data: UnsafeRawPointer
+        let rowBytes: Int
+        init(_ w: WeightMatrix) { type = w.type; rows = w.rows; data = w.data; rowBytes = w.rowBytes }
+        @inline(__always) func row(_ r: Int) -> UnsafeRawPointer { data + r * rowBytes }
+    }
+
+    /// Calls `body(matrix, output, row, pair, thread)` for every row of every matrix, two rows at
+    /// a time where two rows of one matrix are left (`pair`: rows `row` and `row + 1`). Each thread
+    /// walks one contiguous range of the rows, so it streams its weights sequentially, and
+    /// prefetches a few rows ahead; a thread done early takes chunks from the back of the
+    /// others' ranges (`ThreadPool.forEachChunk`).
     static func forEachRowPair(_ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)], pool: ThreadPool,
-                               _ body: (WeightMatrix, UnsafeMutablePointer<Float>, Int, Bool, Int) -> Void) {
+                               _ body: (Rows, UnsafeMutablePointer<Float>, Int, Bool, Int) -> Void) {
         let totalRows = outputs.reduce(0) { $0 + $1.0.rows }
-        let parts = min(pool.threads, max(1, totalRows / 8))
-        // Even split points, so pairs never straddle two threads.
-        let per = ((totalRows + parts - 1) / parts + 1) & ~1
-        pool.dispatch(parts) { c in
-            var r = c * per
-            let end = min(totalRows, r + per)
-            var m = 0, base = 0
-            while m < outputs.count, r >= base + outputs[m].0.rows { base += outputs[m].0.rows; m += 1 }
-            while r < end {
-                let (w, y) = outputs[m]
-                let stop = min(end, base + w.rows)
-                var row = r - base
-                while row < stop - base {
-                    let ahead = UnsafeRawPointer(w.row(row)) + MatMul.prefetchDistance
-                    let endp = UnsafeRawPointer(w.row(w.rows))
-                    var off = 0
-                    while off < 2 * w.rowBytes, ahead + off < endp { tailor_prefetch(ahead + off); off += 64 }
-                    let pair = row + 1 < stop - base
-                    body(w, y, row, pair, c)
-                    row += pair ? 2 : 1
+        // About eight chunks per thread, even-sized so pairs never straddle two chunks.
+        let chunk = max(8, min(64, totalRows / (8 * pool.threads))) & ~1
+        let views = outputs.map { (Rows($0.0), $0.1) }
+        withExtendedLifetime(outputs) {
+            views.withUnsafeBufferPointer { views in
+                pool.forEachChunk(totalRows, chunk: chunk) { range, thread in
+                    var r = range.lowerBound
+                    let end = range.upperBound
+                    var m = 0, base = 0
+                    while m < views.count, r >= base + views[m].0.rows { base += views[m].0.rows; m += 1 }
+                    while r < end {
+                        let (w, y) = views[m]
+                        let stop = min(end, base + w.rows)
+                        var row = r - base
+                        let endp = w.row(w.rows)
+                        while row < stop - base {
+                            let ahead = w.row(row) + MatMul.prefetchDistance
+                            var off = 0
+                            while off < 2 * w.rowBytes, ahead + off < endp { tailor_prefetch(ahead + off); off += 64 }
+                            let pair = row + 1 < stop - base
+                            body(w, y, row, pair, thread)
+                            row += pair ? 2 : 1
+                        }
+                        r = stop
+                        if r < end { base += w.rows; m += 1 }
+                    }
                 }
-                r = stop
-                if r < end { base += w.rows; m += 1 }
             }
         }
     }
