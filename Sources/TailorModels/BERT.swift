@@ -113,14 +113,7 @@ public final class BertModel: @unchecked Sendable {
         let B = batch.count
         let L = batch.map(\.count).max() ?? 0
         guard B > 0, L > 0 else { return ([], 0) }
-        guard L + config.positionOffset <= config.maxPositions else {
-            throw ModelError.contextFull(used: 0, adding: L, limit: config.maxPositions)
-        }
-        for e in batch {
-            for id in e.ids where id < 0 || id >= config.vocabulary {
-                throw ModelError.badToken(id, vocabularySize: config.vocabulary)
-            }
-        }
+        try validate(batch)
         let H = config.hidden
         var out = [Float](repeating: 0, count: B * L * H)
         let groups = Self.groups(batch.map(\.count), parts: pool.threads)
@@ -135,6 +128,28 @@ public final class BertModel: @unchecked Sendable {
                 encode(batch[...], into: O, stride: L, exec: .parallel(pool))
             }
         }
+        return (out, L)
+    }
+
+    /// Throws if a text is longer than the position table or holds an id outside the vocabulary.
+    func validate(_ batch: [EncodedText]) throws {
+        for e in batch {
+            guard e.count + config.positionOffset <= config.maxPositions else {
+                throw ModelError.contextFull(used: 0, adding: e.count, limit: config.maxPositions)
+            }
+            for id in e.ids where id < 0 || id >= config.vocabulary {
+                throw ModelError.badToken(id, vocabularySize: config.vocabulary)
+            }
+        }
+    }
+
+    /// Last-layer hidden states of texts already validated, padded to their longest ([B × L × H]),
+    /// with every operation run as `exec` says (`.serial`: on the calling thread alone).
+    func hiddenStates(_ batch: [EncodedText], exec: Exec) -> (values: [Float], length: Int) {
+        let L = batch.map(\.count).max() ?? 0
+        guard L > 0 else { return ([], 0) }
+        var out = [Float](repeating: 0, count: batch.count * L * config.hidden)
+        out.withUnsafeMutableBufferPointer { encode(batch[...], into: $0.baseAddress!, stride: L, exec: exec) }
         return (out, L)
     }
 

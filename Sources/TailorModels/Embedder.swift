@@ -84,39 +84,70 @@ public final class SentenceEmbedder: Embedder, @unchecked Sendable {
     public func countTokens(_ text: String) -> Int { tokenizer.encode(text, maxLength: Int.max / 2).count - specialCount }
 
     /// Embeddings of `texts`, in order. Texts are sorted by length and padded per batch.
+    ///
+    /// Batches of `batchSize` texts are cut into one group per thread, as `BertModel.forward`
+    /// does, but the groups of all batches go to whichever thread is free and each thread pools
+    /// its own texts: no thread waits at the end of every batch for the other's group.
     public func embed(_ texts: [String]) throws -> [[Float]] {
-        // The encoder reuses its scratch buffers: one batch at a time.
+        // One call at a time: the encoder's thread pool runs one operation at a time.
         lock.lock(); defer { lock.unlock() }
-        let encoded = texts.map(encode)
+        let pool = encoder.pool
+        var encoded = [EncodedText](repeating: EncodedText(ids: [], typeIDs: []), count: texts.count)
+        encoded.withUnsafeMutableBufferPointer { e in
+            let base = e.baseAddress!
+            pool.parallelFor(texts.count, minChunk: 64) { r in for i in r { base[i] = encode(texts[i]) } }
+        }
+        try encoder.validate(encoded)
         let order = encoded.indices.sorted { encoded[$0].count > encoded[$1].count }
-        var out = [[Float]](repeating: [], count: texts.count)
+        // Groups (text indices) each thread encodes alone; batches that cannot be split evenly
+        // (a single text, a query) run every operation across the threads afterwards.
+        var groups: [[Int]] = [], whole: [[Int]] = []
         var start = 0
         while start < order.count {
             let idx = Array(order[start..<min(order.count, start + batchSize)])
-            let batch = idx.map { encoded[$0] }
-            let (hidden, L) = try encoder.forward(batch)
-            let H = dimension
-            for (bi, i) in idx.enumerated() {
-                let n = batch[bi].count
-                var v = [Float](repeating: pooling == .max ? -.infinity : 0, count: H)
-                let base = bi * L * H
-                switch pooling {
-                case .cls: for h in 0..<H { v[h] = hidden[base + h] }
-                case .mean:
-                    for t in 0..<n { for h in 0..<H { v[h] += hidden[base + t * H + h] } }
-                    for h in 0..<H { v[h] /= Float(n) }
-                case .max:
-                    for t in 0..<n { for h in 0..<H { v[h] = max(v[h], hidden[base + t * H + h]) } }
-                }
-                if normalize {
-                    let norm = max(v.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
-                    for h in 0..<H { v[h] /= norm }
-                }
-                out[i] = v
-            }
+            let cuts = BertModel.groups(idx.map { encoded[$0].count }, parts: pool.threads)
+            if cuts.count > 1 { groups += cuts.map { Array(idx[$0]) } } else { whole.append(idx) }
             start += batchSize
         }
+        var out = [[Float]](repeating: [], count: texts.count)
+        out.withUnsafeMutableBufferPointer { o in
+            let O = o.baseAddress!
+            pool.dispatch(groups.count) { g in
+                let idx = groups[g]
+                let batch = idx.map { encoded[$0] }
+                let hidden = encoder.hiddenStates(batch, exec: .serial)
+                for (b, v) in pooled(hidden.values, length: hidden.length, batch).enumerated() { O[idx[b]] = v }
+            }
+        }
+        for idx in whole {
+            let batch = idx.map { encoded[$0] }
+            let (hidden, L) = try encoder.forward(batch)
+            for (b, v) in pooled(hidden, length: L, batch).enumerated() { out[idx[b]] = v }
+        }
         return out
+    }
+
+    /// Pools each text's rows of `hidden` ([B × L × H], padded to L) as the model says.
+    func pooled(_ hidden: [Float], length L: Int, _ batch: [EncodedText]) -> [[Float]] {
+        let H = dimension
+        return batch.enumerated().map { bi, e in
+            let n = e.count
+            var v = [Float](repeating: pooling == .max ? -.infinity : 0, count: H)
+            let base = bi * L * H
+            switch pooling {
+            case .cls: for h in 0..<H { v[h] = hidden[base + h] }
+            case .mean:
+                for t in 0..<n { for h in 0..<H { v[h] += hidden[base + t * H + h] } }
+                for h in 0..<H { v[h] /= Float(n) }
+            case .max:
+                for t in 0..<n { for h in 0..<H { v[h] = max(v[h], hidden[base + t * H + h]) } }
+            }
+            if normalize {
+                let norm = max(v.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+                for h in 0..<H { v[h] /= norm }
+            }
+            return v
+        }
     }
 
     public static func cosine(_ a: [Float], _ b: [Float]) -> Float {

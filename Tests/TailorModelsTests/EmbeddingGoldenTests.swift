@@ -64,6 +64,24 @@ import TailorKernels
         #expect(worst < 1e-4, "largest difference \(worst)")
     }
 
+    /// Several batches in one call — their groups shared out among the threads, a last batch of
+    /// one text run across the threads — give every text, in input order, its embedding alone.
+    @Test func manyBatchesKeepOrderAndValues() throws {
+        let e = try Self.embedder.get()
+        let saved = e.batchSize
+        e.batchSize = 4
+        defer { e.batchSize = saved }
+        // 9 texts: batches of 4, 4 and 1 in length order; lengths shuffled against input order.
+        let texts = (0..<9).map { i in "item \(i): " + String(repeating: "enzyme kinetics and binding, ", count: 1 + (i * 5) % 7) }
+        let together = try e.embed(texts)
+        #expect(together.count == texts.count)
+        for (i, t) in texts.enumerated() {
+            let alone = try e.embed([t])[0]
+            let c = SentenceEmbedder.cosine(alone, together[i])
+            #expect(c > 0.99999, "text \(i): cosine \(c) with its embedding alone")
+        }
+    }
+
     @Test func groupsAreContiguousAndBalanced() {
         #expect(BertModel.groups([10, 10, 10, 10], parts: 2) == [0..<2, 2..<4])
         #expect(BertModel.groups([12, 9, 8, 7, 7, 6], parts: 2) == [0..<2, 2..<6])
