@@ -42,7 +42,8 @@ public enum MatMul {
     public static let vectorLimit = 4
     /// Largest panel of weight rows dequantized for one sgemm. Every sgemm packs the whole
     /// activation matrix again (OpenBLAS's copy routines were ~9% of prefill at 256 rows), so
-    /// panels are large: with two threads a SmolLM2 matrix is two to four panels. (512: Q4_0 pp512 562 → 601 t/s against 256; 1024 measured no better.)
+    /// panels are large: with two threads a SmolLM2 matrix is two to six panels. 512 rows took
+    /// Q4_0 pp512 from 562 to 601 t/s against 256; 1024 measured no better.
     static let panelRows = 512
     /// How far ahead of the rows being multiplied the weights are prefetched.
     static let prefetchDistance = 2048
