@@ -44,8 +44,8 @@ public enum EncoderAttention {
     }
 
     /// kt[d·rowLength + j] = k[j·stride + d] for j < n, and 0 for n ≤ j < rowLength.
-    /// Whole 8×8 tiles go through registers (eight row loads, 24 shuffles, eight stores); the
-    /// last n mod 8 keys one float at a time.
+    /// 8×8 tiles go through registers (eight row loads, 24 shuffles, eight stores), the last
+    /// n mod 8 keys padded with zero rows; without AVX2, one float at a time.
     static func transposeKeys(_ k: UnsafePointer<Float>, stride: Int, tokens n: Int, headDim D: Int,
                               into kt: UnsafeMutablePointer<Float>, rowLength: Int) {
         var j = 0
@@ -64,12 +64,29 @@ public enum EncoderAttention {
                 }
                 j += 8
             }
+            // The last n mod 8 keys as one tile with zero rows below them (a float at a time,
+            // they cost as much as all the whole tiles of a 70-token text).
+            if j < n, j + 8 <= rowLength {
+                let r = n - j
+                var d = 0
+                while d < D {
+                    let src = k + j * stride + d
+                    @inline(__always) func key(_ i: Int) -> V8 { i < r ? load(src + i * stride) : V8() }
+                    let c = transpose8(key(0), key(1), key(2), key(3), key(4), key(5), key(6), key(7))
+                    let dst = kt + d * rowLength + j
+                    store(dst, c.0); store(dst + rowLength, c.1); store(dst + 2 * rowLength, c.2); store(dst + 3 * rowLength, c.3)
+                    store(dst + 4 * rowLength, c.4); store(dst + 5 * rowLength, c.5); store(dst + 6 * rowLength, c.6); store(dst + 7 * rowLength, c.7)
+                    d += 8
+                }
+                j += 8
+            }
         }
         #endif
         for d in 0..<D {
             let row = kt + d * rowLength
-            for t in j..<n { row[t] = k[t * stride + d] }
-            for t in n..<rowLength { row[t] = 0 }
+            var t = j
+            while t < n { row[t] = k[t * stride + d]; t += 1 }
+            for t in Swift.max(n, j)..<rowLength { row[t] = 0 }
         }
     }
 

@@ -196,23 +196,19 @@ struct RangeCursors {
 
     func reset(_ i: Int, front: Int, back: Int) { tailor_atomic_store64(word(i), Self.pack(front, back)) }
 
-    @inline(__always) func takeFront(_ i: Int) -> Int? {
-        let p = word(i)
-        var w = tailor_atomic_load64(p)
-        while true {
-            let f = Int(w & 0xFFFF_FFFF), b = Int(w >> 32)
-            if f >= b { return nil }
-            if tailor_atomic_cas64(p, &w, Self.pack(f + 1, b)) != 0 { return f }
-        }
-    }
+    /// Claims the first unclaimed chunk of range i (its owner's end), or nil when none is left.
+    @inline(__always) func takeFront(_ i: Int) -> Int? { take(i, fromBack: false) }
+    /// Claims the last unclaimed chunk of range i (a helper's end), or nil when none is left.
+    @inline(__always) func takeBack(_ i: Int) -> Int? { take(i, fromBack: true) }
 
-    @inline(__always) func takeBack(_ i: Int) -> Int? {
+    @inline(__always) private func take(_ i: Int, fromBack: Bool) -> Int? {
         let p = word(i)
         var w = tailor_atomic_load64(p)
         while true {
             let f = Int(w & 0xFFFF_FFFF), b = Int(w >> 32)
             if f >= b { return nil }
-            if tailor_atomic_cas64(p, &w, Self.pack(f, b - 1)) != 0 { return b - 1 }
+            let claim = fromBack ? b - 1 : f
+            if tailor_atomic_cas64(p, &w, fromBack ? Self.pack(f, b - 1) : Self.pack(f + 1, b)) != 0 { return claim }
         }
     }
 }

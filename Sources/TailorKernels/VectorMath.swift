@@ -22,6 +22,9 @@ public enum VectorMath {
     /// row[j] ← exp(row[j] − max(row)) for n > 0 values; returns their sum (a softmax left
     /// unnormalized, for callers that divide later).
     public static func expShifted(_ row: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
+        #if TAILOR_AVX2
+        return AVX2Math.expSubSum(row, n, AVX2Math.max(row, n))
+        #else
         var m8 = SIMD8<Float>(repeating: -.infinity)
         var j = 0
         while j + 8 <= n {
@@ -32,18 +35,18 @@ public enum VectorMath {
         var mx = m8.max()
         while j < n { mx = max(mx, row[j]); j += 1 }
         return expSubtracting(row, n, mx)
+        #endif
     }
 
     /// row[j] ← exp(row[j] − m) for n values; returns their sum (softmax and cross-entropy).
     public static func expSubtracting(_ row: UnsafeMutablePointer<Float>, _ n: Int, _ m: Float) -> Float {
-        var sum: Float = 0
-        var j = 0
         #if TAILOR_AVX2
-        sum = AVX2Math.expSubSum(row, n, m)
-        j = n / 8 * 8
-        #endif
-        while j < n { let e = exp(row[j] - m); row[j] = e; sum += e; j += 1 }
+        return AVX2Math.expSubSum(row, n, m)
+        #else
+        var sum: Float = 0
+        for j in 0..<n { let e = exp(row[j] - m); row[j] = e; sum += e }
         return sum
+        #endif
     }
 
     /// g[i] ← silu(g[i]) · u[i] = g/(1 + exp(−g)) · u (SwiGLU) for n values.
@@ -215,7 +218,14 @@ enum AVX2Math {
         _mm256_storeu_ps(out, _mm256_div_ps(_mm256_set1_ps(1), _mm256_add_ps(_mm256_set1_ps(1), e)))
     }
 
-    /// row[j] ← exp(row[j] − m) for the first n/8·8 values; returns their sum.
+    /// Lanes 0..<r set (r in 0...8): the valid lanes of a row's last, partial vector.
+    @inline(__always) static func firstLanes(_ r: Int) -> __m256i {
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(Int32(r)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+    }
+
+    /// row[j] ← exp(row[j] − m) for n values; returns their sum. The last n mod 8 values go
+    /// through one masked vector (a scalar `exp` each cost ~80 cycles: with attention rows of
+    /// 30–130 keys that tail was most of the softmax).
     static func expSubSum(_ row: UnsafeMutablePointer<Float>, _ n: Int, _ m: Float) -> Float {
         var acc = _mm256_setzero_ps()
         let vm = _mm256_set1_ps(m)
@@ -226,7 +236,36 @@ enum AVX2Math {
             acc = _mm256_add_ps(acc, e)
             j += 8
         }
-        return acc.sum()
+        if j < n {
+            let mask = firstLanes(n - j)
+            let e = _mm256_and_ps(exp8(_mm256_sub_ps(_mm256_maskload_ps(row + j, mask), vm)), _mm256_castsi256_ps(mask))
+            _mm256_maskstore_ps(row + j, mask, e)
+            acc = _mm256_add_ps(acc, e)
+        }
+        return hsum(acc)
+    }
+
+    /// The largest of n > 0 values (−∞ for n = 0), the last n mod 8 through one masked vector.
+    static func max(_ row: UnsafePointer<Float>, _ n: Int) -> Float {
+        var m = _mm256_set1_ps(-.infinity)
+        var j = 0
+        while j + 8 <= n { m = _mm256_max_ps(m, _mm256_loadu_ps(row + j)); j += 8 }
+        if j < n {
+            let mask = firstLanes(n - j)
+            m = _mm256_max_ps(m, _mm256_blendv_ps(m, _mm256_maskload_ps(row + j, mask), _mm256_castsi256_ps(mask)))
+        }
+        var x = _mm_max_ps(m.lowHalf, m.highHalf)
+        x = _mm_max_ps(x, _mm_movehl_ps(x, x))
+        x = _mm_max_ss(x, _mm_movehdup_ps(x))
+        return _mm_cvtss_f32(x)
+    }
+
+    /// The sum of the eight lanes (shuffles, not a generic reduction).
+    @inline(__always) static func hsum(_ v: __m256) -> Float {
+        var x = _mm_add_ps(v.lowHalf, v.highHalf)
+        x = _mm_add_ps(x, _mm_movehl_ps(x, x))
+        x = _mm_add_ss(x, _mm_movehdup_ps(x))
+        return _mm_cvtss_f32(x)
     }
 
     /// erf(x/√2) and e^(−x²/2) of 8 values (Abramowitz & Stegun 7.1.26; the exponential is the

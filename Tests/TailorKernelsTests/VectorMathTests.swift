@@ -75,13 +75,15 @@ import Testing
 
 @Suite struct SoftmaxTests {
     @Test func softmaxMatchesScalar() {
-        for n in [1, 7, 8, 33, 257] {
+        for n in [1, 7, 8, 13, 33, 70, 257] {
             var x = (0..<n).map { Float(($0 * 37) % 101) / 7 - 6 }
             let mx = x.max()!
             let e = x.map { exp(Double($0 - mx)) }
             let s = e.reduce(0, +)
+            x += [Float](repeating: 42, count: 8)     // must stay as they are: only n values are rows
             x.withUnsafeMutableBufferPointer { VectorMath.softmax($0.baseAddress!, n) }
             for i in 0..<n { #expect(abs(Double(x[i]) - e[i] / s) < 1e-6, "n=\(n) i=\(i)") }
+            #expect(x[n...].allSatisfy { $0 == 42 }, "n=\(n): wrote past the row")
         }
     }
 }
