@@ -121,7 +121,7 @@ import Foundation
         defer { byThread.deallocate() }
         byThread.initialize(repeating: -1, count: count)
         pool.forEachChunk(count, chunk: chunk) { range, thread in
-            if thread == 0 { usleep(2_000) }
+            if thread == 0 { usleep(5_000) }
             for i in range { byThread[i] = thread }
         }
         #expect((0..<count).allSatisfy { byThread[$0] >= 0 })
