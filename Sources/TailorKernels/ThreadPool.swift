@@ -46,12 +46,12 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     deinit {
-        ranges.free()
         stopping.store(true, ordering: .sequentiallyConsistent)
         epoch.add(1, ordering: .sequentiallyConsistent)
         lock.lock(); lock.broadcast(); lock.unlock()
         // Workers read this object's fields: wait until every one has left its loop.
         while running.load(ordering: .acquiring) > 0 { spinPause() }
+        ranges.free()
     }
 
     private func workerLoop(index: Int) {
