@@ -13,6 +13,9 @@ var fast: [SwiftSetting] = [
     .unsafeFlags(["-enforce-exclusivity=unchecked"] + (portable ? [] : ["-Xcc", "-march=native"])),
 ]
 if avx2 { fast.append(.define("TAILOR_AVX2")) }
+// The AVX-512 decoding kernels (VNNI dot products, byte permutes) where the building CPU has them.
+let avx512 = avx2 && ["avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512vbmi"].allSatisfy { cpuinfo.contains(" \($0)") }
+if avx512 { fast.append(.define("TAILOR_AVX512")) }
 // Kernels, models and training loops run real models in the test suite: optimized in debug builds too.
 let optimizedInTests: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 

@@ -28,6 +28,15 @@ public final class QuantizedActivations {
     public let dK: UnsafeMutablePointer<Float>
     public let qK: UnsafeMutablePointer<Int8>
     public let bsumsK: UnsafeMutablePointer<Int16>
+    // The 32-blocks again, in the order of the AVX-512 kernels, per group of four blocks
+    // (128 values; the last group zero-padded): `qv` [tokens × groups × 128] holds the first
+    // halves (values 0…15) of the four blocks, then their second halves (16…31); `dsv`
+    // [tokens × groups × 8] the four d32 then the four s32; `negSumv` [tokens × groups × 16]
+    // −sum32 of block k in lane 4k, zero elsewhere (the offset of Q4_0 and Q5_0 weights).
+    public let groups4: Int
+    public let qv: UnsafeMutablePointer<Int8>
+    public let dsv: UnsafeMutablePointer<Float>
+    public let negSumv: UnsafeMutablePointer<Int32>
 
     public init(n: Int, tokens: Int) {
         self.n = n
@@ -40,11 +49,19 @@ public final class QuantizedActivations {
         dK = .allocate(capacity: max(1, tokens * n / 256))
         qK = .allocate(capacity: max(1, tokens * n))
         bsumsK = .allocate(capacity: max(1, tokens * n / 16))
+        groups4 = (n / 32 + 3) / 4
+        qv = .allocate(capacity: max(1, tokens * groups4 * 128))
+        dsv = .allocate(capacity: max(1, tokens * groups4 * 8))
+        negSumv = .allocate(capacity: max(1, tokens * groups4 * 16))
+        qv.initialize(repeating: 0, count: max(1, tokens * groups4 * 128))
+        dsv.initialize(repeating: 0, count: max(1, tokens * groups4 * 8))
+        negSumv.initialize(repeating: 0, count: max(1, tokens * groups4 * 16))
     }
 
     deinit {
         d32.deallocate(); s32.deallocate(); ds32.deallocate(); sum32.deallocate(); q32.deallocate()
         dK.deallocate(); qK.deallocate(); bsumsK.deallocate()
+        qv.deallocate(); dsv.deallocate(); negSumv.deallocate()
     }
 
     /// Quantizes x ([tokens × n]) into the block formats asked for.
@@ -53,6 +70,9 @@ public final class QuantizedActivations {
             let xt = x + t * n
             if blocks32, n % 32 == 0 {
                 for b in 0..<(n / 32) { quantize32(xt + 32 * b, t * (n / 32) + b, q32 + t * n + 32 * b) }
+                #if TAILOR_AVX512
+                regroup(token: t)
+                #endif
             }
             if blocks256, n % 256 == 0 {
                 for b in 0..<(n / 256) { quantize256(xt + 256 * b, t * (n / 256) + b, qK + t * n + 256 * b, bsumsK + t * (n / 16) + 16 * b) }
@@ -68,6 +88,20 @@ public final class QuantizedActivations {
         sum32[block] = sum
         ds32[2 * block] = d32[block]
         ds32[2 * block + 1] = s32[block]
+    }
+
+    /// Copies token t's 32-blocks into the grouped layout of `qv`, `dsv` and `negSumv`.
+    func regroup(token t: Int) {
+        let nb = n / 32
+        for b in 0..<nb {
+            let g = b / 4, k = b % 4, blk = t * nb + b
+            let src = q32 + t * n + 32 * b, dst = qv + (t * groups4 + g) * 128 + 16 * k
+            dst.update(from: src, count: 16)
+            (dst + 64).update(from: src + 16, count: 16)
+            dsv[(t * groups4 + g) * 8 + k] = d32[blk]
+            dsv[(t * groups4 + g) * 8 + 4 + k] = s32[blk]
+            negSumv[(t * groups4 + g) * 16 + 4 * k] = -sum32[blk]
+        }
     }
 
     /// `block32` with AVX2 where the build has it.

@@ -16,6 +16,16 @@ public enum Q8Dot {
     /// Σ row·x for activation row `t` of `a`.
     @inline(__always)
     public static func dot(_ type: GGMLType, _ row: UnsafeRawPointer, _ a: QuantizedActivations, token t: Int) -> Float {
+        #if TAILOR_AVX512
+        switch type {
+        // One row through the two-row kernels (the odd row of a range: rare).
+        case .q4_1: return AVX512Q8.q4_1x2(row, row, a, t).0
+        case .q4_0: return AVX512Q8.q4_0x2(row, row, a, t).0
+        case .q8_0: return AVX512Q8.q8_0x2(row, row, a, t).0
+        case .q5_0: return AVX512Q8.q5_0x2(row, row, a, t).0
+        default: break
+        }
+        #endif
         #if TAILOR_AVX2
         switch type {
         case .q4_1: return AVX2Q8.q4_1(row, a, t)
@@ -33,6 +43,15 @@ public enum Q8Dot {
     /// Two rows of the same matrix (adjacent in memory) against activation row `t`.
     @inline(__always)
     public static func dot2(_ type: GGMLType, _ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, token t: Int) -> (Float, Float) {
+        #if TAILOR_AVX512
+        switch type {
+        case .q4_1: return AVX512Q8.q4_1x2(r0, r1, a, t)
+        case .q8_0: return AVX512Q8.q8_0x2(r0, r1, a, t)
+        case .q4_0: return AVX512Q8.q4_0x2(r0, r1, a, t)
+        case .q5_0: return AVX512Q8.q5_0x2(r0, r1, a, t)
+        default: break
+        }
+        #endif
         #if TAILOR_AVX2
         switch type {
         case .q4_1: return AVX2Q8.q4_1x2(r0, r1, a, t)

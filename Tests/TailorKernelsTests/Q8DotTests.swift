@@ -110,6 +110,38 @@ struct SplitMix64Test {
 }
 
 @Suite struct Q8PairTests {
+    /// Rows of 1…9 blocks: every partial last group of the four-block (and two-block Q8_0)
+    /// kernels, for one row and for two, against the reference; a second token checks that a
+    /// row's padding never picks up the next token's activations.
+    @Test(arguments: [GGMLType.q4_1, .q8_0, .q4_0, .q5_0])
+    func everyBlockCountEqualsReference(_ type: GGMLType) {
+        var rng = SplitMix64Test(seed: 23)
+        for blocks in 1...9 {
+            let n = 32 * blocks
+            let x = (0..<(2 * n)).map { _ in Float(Int(rng.next() % 20001) - 10000) / 3000 }
+            let acts = QuantizedActivations(n: n, tokens: 2)
+            x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, blocks32: true, blocks256: false) }
+            let rows = Q8DotTests.randomRow(type, n: 2 * n, rng: &rng)
+            rows.withUnsafeBytes { r in
+                let r0 = r.baseAddress!, r1 = r.baseAddress! + blocks * type.blockBytes
+                // Float sums in another order: within 1e-4 of Σ|w·x| (at least 1).
+                func scale(_ row: UnsafeRawPointer, _ t: Int) -> Float {
+                    var w = [Float](repeating: 0, count: n)
+                    w.withUnsafeMutableBufferPointer { QuantReference.dequantize(type, row, $0.baseAddress!, count: n) }
+                    return 1e-4 * max(1, (0..<n).reduce(Float(0)) { $0 + abs(w[$1] * x[t * n + $1]) })
+                }
+                for t in 0..<2 {
+                    let (a, b) = Q8Dot.dot2(type, r0, r1, acts, token: t)
+                    let ra = Q8Dot.reference(type, r0, acts, token: t), rb = Q8Dot.reference(type, r1, acts, token: t)
+                    #expect(abs(a - ra) <= scale(r0, t), "\(type) \(blocks) blocks, token \(t): \(a) vs \(ra)")
+                    #expect(abs(b - rb) <= scale(r1, t), "\(type) \(blocks) blocks, token \(t): \(b) vs \(rb)")
+                    let one = Q8Dot.dot(type, r1, acts, token: t)
+                    #expect(abs(one - rb) <= scale(r1, t), "\(type) \(blocks) blocks, one row: \(one) vs \(rb)")
+                }
+            }
+        }
+    }
+
     @Test(arguments: [GGMLType.q4_1, .q8_0, .q4_0, .q5_0, .q4_K])
     func pairEqualsSingles(_ type: GGMLType) {
         var rng = SplitMix64Test(seed: 11)

@@ -1,0 +1,192 @@
+// AVX-512 kernels for the integer dot products of fast decoding (the block math of Q8Dot.reference).
+// Where the AVX2 kernels take one 32-block per step (maddubs + madd on 256 bits), these take
+// four Q4_0 / Q4_1 / Q5_0 blocks or two Q8_0 blocks: one byte permute (vpermt2b, AVX512-VBMI)
+// gathers the four blocks' nibble bytes out of the row into one 512-bit register, and the VNNI
+// instruction vpdpbusd sums the u8×s8 products straight into i32 lanes. The activations come in
+// the grouped layout `QuantizedActivations.regroup` writes, so the low nibbles of four blocks
+// meet their values in one register and the high nibbles in the next.
+#if TAILOR_AVX512
+import _Builtin_intrinsics.intel
+
+enum AVX512Q8 {
+    @inline(__always) static func load64(_ p: UnsafeRawPointer) -> __m512i { _mm512_loadu_si512(p) }
+    @inline(__always) static func load32(_ p: UnsafeRawPointer) -> __m256i { _mm256_loadu_si256(p.assumingMemoryBound(to: __m256i.self)) }
+    /// Bytes [0, count) from p, the rest zero; nothing past p + count is touched (masked loads
+    /// do not fault on the lanes they leave out).
+    @inline(__always) static func loadPrefix(_ p: UnsafeRawPointer, _ count: Int) -> __m512i {
+        count >= 64 ? load64(p) : _mm512_maskz_loadu_epi8(count <= 0 ? 0 : ~UInt64(0) >> UInt64(64 - count), p)
+    }
+    /// The `blockBytes × k` bytes of k ≤ 4 blocks starting at p, as two registers (bytes 0…63
+    /// and 64…127 of the run).
+    @inline(__always) static func blocks(_ p: UnsafeRawPointer, _ bytes: Int) -> (__m512i, __m512i) {
+        (loadPrefix(p, bytes), loadPrefix(p + 64, bytes - 64))
+    }
+    /// Lanes 4k…4k+3 of the result = lane k of `v` (k < 4): a block's scale across its i32 sums.
+    @inline(__always) static func spread4(_ v: __m512) -> __m512 {
+        _mm512_permutexvar_ps(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0), v)
+    }
+    @inline(__always) static func lowNibbles(_ w: __m512i) -> __m512i { _mm512_and_si512(w, _mm512_set1_epi8(0x0F)) }
+    @inline(__always) static func highNibbles(_ w: __m512i) -> __m512i { _mm512_and_si512(_mm512_srli_epi16(w, 4), _mm512_set1_epi8(0x0F)) }
+
+    // Byte indices into the 128 bytes of four blocks (vpermt2b): lane k (16 bytes) = block k's
+    // nibble bytes, and the scale fields (see each kernel).
+    @inline(__always) static var q4_1Nibbles: __m512i { _mm512_set_epi64(0x4f4e4d4c4b4a4948, 0x4746454443424140, 0x3b3a393837363534, 0x333231302f2e2d2c, 0x2726252423222120, 0x1f1e1d1c1b1a1918, 0x131211100f0e0d0c, 0x0b0a090807060504) }
+    /// Bytes 0…7: the four d (fp16); 8…15: the four m.
+    @inline(__always) static var q4_1Scales: __m512i { _mm512_set_epi64(0, 0, 0, 0, 0, 0, 0x3f3e2b2a17160302, 0x3d3c292815140100) }
+    @inline(__always) static var q4_0Nibbles: __m512i { _mm512_set_epi64(0x4746454443424140, 0x3f3e3d3c3b3a3938, 0x3534333231302f2e, 0x2d2c2b2a29282726, 0x232221201f1e1d1c, 0x1b1a191817161514, 0x11100f0e0d0c0b0a, 0x0908070605040302) }
+    @inline(__always) static var q4_0Scales: __m512i { _mm512_set_epi64(0, 0, 0, 0, 0, 0, 0, 0x3736252413120100) }
+    @inline(__always) static var q5_0Nibbles: __m512i { _mm512_set_epi64(0x5756555453525150, 0x4f4e4d4c4b4a4948, 0x41403f3e3d3c3b3a, 0x3938373635343332, 0x2b2a292827262524, 0x232221201f1e1d1c, 0x1514131211100f0e, 0x0d0c0b0a09080706) }
+    /// Bytes 0…7: bits 0…15 of the four qh words; 8…15: bits 16…31.
+    @inline(__always) static var q5_0Bits: __m512i { _mm512_set_epi64(0, 0, 0, 0, 0, 0, 0x474631301b1a0504, 0x45442f2e19180302) }
+    @inline(__always) static var q5_0Scales: __m512i { _mm512_set_epi64(0, 0, 0, 0, 0, 0, 0, 0x43422d2c17160100) }
+    /// Two Q8_0 blocks' 32 value bytes each, out of the 68 bytes of the pair.
+    @inline(__always) static var q8_0Pair: __m512i { _mm512_set_epi64(0x434241403f3e3d3c, 0x3b3a393837363534, 0x333231302f2e2d2c, 0x2b2a292827262524, 0x21201f1e1d1c1b1a, 0x1918171615141312, 0x11100f0e0d0c0b0a, 0x0908070605040302) }
+
+    @inline(__always) static func hsum(_ v: __m512) -> Float { _mm512_reduce_add_ps(v) }
+
+    // MARK: Q4_1 (20-byte blocks: d, m, 16 nibble bytes): Σ d·dx·Σq·x + m·sx
+
+    /// One group of four blocks of one row: adds d·dx·(i32 sums) to acc and (d·dx, m·sx) to mins.
+    @inline(__always) static func q4_1Group(_ a: __m512i, _ b: __m512i, _ xl: __m512i, _ xh: __m512i, _ ds: __m256,
+                                            _ acc: inout __m512, _ mins: inout __m256) {
+        let w = _mm512_permutex2var_epi8(a, q4_1Nibbles, b)
+        let s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lowNibbles(w), xl), highNibbles(w), xh)
+        let f = _mm256_mul_ps(_mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi8(a, q4_1Scales, b))), ds)
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), spread4(_mm512_castps256_ps512(f)), acc)
+        mins = _mm256_add_ps(mins, f)
+    }
+
+    static func q4_1x2(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> (Float, Float) {
+        let nb = a.n / 32, G = a.groups4
+        let qv = UnsafeRawPointer(a.qv + t * G * 128), dsv = a.dsv + t * G * 8
+        var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps()
+        var m0 = _mm256_setzero_ps(), m1 = _mm256_setzero_ps()
+        let full = nb / 4
+        for g in 0..<G {
+            let x = qv + 128 &* g
+            let xl = load64(x), xh = load64(x + 64), ds = _mm256_loadu_ps(dsv + 8 &* g)
+            let p0 = r0 + 80 &* g, p1 = r1 + 80 &* g
+            if g < full {
+                q4_1Group(load64(p0), _mm512_castsi128_si512(_mm_loadu_si128((p0 + 64).assumingMemoryBound(to: __m128i.self))), xl, xh, ds, &acc0, &m0)
+                q4_1Group(load64(p1), _mm512_castsi128_si512(_mm_loadu_si128((p1 + 64).assumingMemoryBound(to: __m128i.self))), xl, xh, ds, &acc1, &m1)
+            } else {
+                let bytes = 20 * (nb - 4 * g)
+                let (a0, b0) = blocks(p0, bytes), (a1, b1) = blocks(p1, bytes)
+                q4_1Group(a0, b0, xl, xh, ds, &acc0, &m0)
+                q4_1Group(a1, b1, xl, xh, ds, &acc1, &m1)
+            }
+        }
+        return (hsum(acc0) + upperSum(m0), hsum(acc1) + upperSum(m1))
+    }
+    /// The sum of lanes 4…7.
+    @inline(__always) static func upperSum(_ v: __m256) -> Float { (v[4] + v[5]) + (v[6] + v[7]) }
+
+    // MARK: Q4_0 (18 bytes: d, 16 nibble bytes) and Q5_0 (22 bytes: d, qh, 16 nibble bytes):
+    // Σ d·dx·(Σq·x − offset·Σx), the offset (8 or 16) folded into the first vpdpbusd's start.
+
+    @inline(__always) static func q4_0Group(_ a: __m512i, _ b: __m512i, _ xl: __m512i, _ xh: __m512i, _ dx: __m128,
+                                            _ start: __m512i, _ acc: inout __m512) {
+        let w = _mm512_permutex2var_epi8(a, q4_0Nibbles, b)
+        let s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start, lowNibbles(w), xl), highNibbles(w), xh)
+        let f = _mm_mul_ps(_mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi8(a, q4_0Scales, b))), dx)
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), spread4(_mm512_castps128_ps512(f)), acc)
+    }
+
+    static func q4_0x2(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> (Float, Float) {
+        let nb = a.n / 32, G = a.groups4
+        let qv = UnsafeRawPointer(a.qv + t * G * 128), dsv = a.dsv + t * G * 8, ns = UnsafeRawPointer(a.negSumv + t * G * 16)
+        var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps()
+        let full = nb / 4
+        for g in 0..<G {
+            let x = qv + 128 &* g
+            let xl = load64(x), xh = load64(x + 64), dx = _mm_loadu_ps(dsv + 8 &* g)
+            let start = _mm512_slli_epi32(load64(ns + 64 &* g), 3)
+            let p0 = r0 + 72 &* g, p1 = r1 + 72 &* g
+            if g < full {
+                q4_0Group(load64(p0), _mm512_castsi128_si512(_mm_loadl_epi64((p0 + 64).assumingMemoryBound(to: __m128i.self))), xl, xh, dx, start, &acc0)
+                q4_0Group(load64(p1), _mm512_castsi128_si512(_mm_loadl_epi64((p1 + 64).assumingMemoryBound(to: __m128i.self))), xl, xh, dx, start, &acc1)
+            } else {
+                let bytes = 18 * (nb - 4 * g)
+                let (a0, b0) = blocks(p0, bytes), (a1, b1) = blocks(p1, bytes)
+                q4_0Group(a0, b0, xl, xh, dx, start, &acc0)
+                q4_0Group(a1, b1, xl, xh, dx, start, &acc1)
+            }
+        }
+        return (hsum(acc0), hsum(acc1))
+    }
+
+    @inline(__always) static func q5_0Group(_ a: __m512i, _ b: __m512i, _ xl: __m512i, _ xh: __m512i, _ dx: __m128,
+                                            _ start: __m512i, _ acc: inout __m512) {
+        let w = _mm512_permutex2var_epi8(a, q5_0Nibbles, b)
+        let bits = _mm512_castsi512_si128(_mm512_permutex2var_epi8(a, q5_0Bits, b))
+        // The fifth bits as byte masks: bit 16k + j = value j (or 16 + j) of block k.
+        let loBits = UInt64(bitPattern: _mm_cvtsi128_si64(bits)), hiBits = UInt64(bitPattern: _mm_cvtsi128_si64(_mm_unpackhi_epi64(bits, bits)))
+        let sixteen = _mm512_set1_epi8(0x10)
+        let lo = _mm512_or_si512(lowNibbles(w), _mm512_maskz_mov_epi8(loBits, sixteen))
+        let hi = _mm512_or_si512(highNibbles(w), _mm512_maskz_mov_epi8(hiBits, sixteen))
+        let s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start, lo, xl), hi, xh)
+        let f = _mm_mul_ps(_mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi8(a, q5_0Scales, b))), dx)
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), spread4(_mm512_castps128_ps512(f)), acc)
+    }
+
+    static func q5_0x2(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> (Float, Float) {
+        let nb = a.n / 32, G = a.groups4
+        let qv = UnsafeRawPointer(a.qv + t * G * 128), dsv = a.dsv + t * G * 8, ns = UnsafeRawPointer(a.negSumv + t * G * 16)
+        var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps()
+        let full = nb / 4
+        for g in 0..<G {
+            let x = qv + 128 &* g
+            let xl = load64(x), xh = load64(x + 64), dx = _mm_loadu_ps(dsv + 8 &* g)
+            let start = _mm512_slli_epi32(load64(ns + 64 &* g), 4)
+            let p0 = r0 + 88 &* g, p1 = r1 + 88 &* g
+            let bytes = g < full ? 88 : 22 * (nb - 4 * g)
+            let (a0, b0) = blocks(p0, bytes), (a1, b1) = blocks(p1, bytes)
+            q5_0Group(a0, b0, xl, xh, dx, start, &acc0)
+            q5_0Group(a1, b1, xl, xh, dx, start, &acc1)
+        }
+        return (hsum(acc0), hsum(acc1))
+    }
+
+    // MARK: Q8_0 (34 bytes: d, 32 signed bytes), two blocks per register. vpdpbusd multiplies
+    // unsigned by signed bytes: |w| against x with w's sign (llama.cpp's sign trick).
+
+    @inline(__always) static func q8_0Dot(_ w: __m512i, _ x: __m512i) -> __m512i {
+        let neg = _mm512_movepi8_mask(w)
+        return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x))
+    }
+
+    static func q8_0x2(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> (Float, Float) {
+        let nb = a.n / 32
+        let q = UnsafeRawPointer(a.q32 + t * a.n), d32 = a.d32 + t * nb
+        var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps()
+        let first8 = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+        var b = 0
+        while b &+ 1 < nb {
+            let p0 = r0 + 34 &* b, p1 = r1 + 34 &* b
+            let x = load64(q + 32 &* b)
+            let w0 = _mm512_permutex2var_epi8(load64(p0), q8_0Pair, loadPrefix(p0 + 64, 4))
+            let w1 = _mm512_permutex2var_epi8(load64(p1), q8_0Pair, loadPrefix(p1 + 64, 4))
+            // The four scales (row 0 blocks b, b+1; row 1 blocks b, b+1) in one conversion.
+            let h = _mm_set_epi16(0, 0, 0, 0, p1.loadUnaligned(fromByteOffset: 34, as: Int16.self), p1.loadUnaligned(as: Int16.self),
+                                  p0.loadUnaligned(fromByteOffset: 34, as: Int16.self), p0.loadUnaligned(as: Int16.self))
+            let dx = _mm_castpd_ps(_mm_load1_pd(UnsafeRawPointer(d32 + b).assumingMemoryBound(to: Double.self)))
+            let f = _mm512_castps128_ps512(_mm_mul_ps(_mm_cvtph_ps(h), dx))
+            let c0 = _mm512_permutexvar_ps(first8, f)
+            let c1 = _mm512_permutexvar_ps(_mm512_add_epi32(first8, _mm512_set1_epi32(2)), f)
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q8_0Dot(w0, x)), c0, acc0)
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q8_0Dot(w1, x)), c1, acc1)
+            b = b &+ 2
+        }
+        var s0 = hsum(acc0), s1 = hsum(acc1)
+        if b < nb {
+            let p0 = r0 + 34 &* b, p1 = r1 + 34 &* b
+            let x = _mm512_castsi256_si512(load32(q + 32 &* b))
+            let i0 = q8_0Dot(_mm512_castsi256_si512(load32(p0 + 2)), x), i1 = q8_0Dot(_mm512_castsi256_si512(load32(p1 + 2)), x)
+            let m: UInt16 = 0x00FF
+            s0 += AVX2Q8.half(p0, 0) * d32[b] * Float(_mm512_mask_reduce_add_epi32(m, i0))
+            s1 += AVX2Q8.half(p1, 0) * d32[b] * Float(_mm512_mask_reduce_add_epi32(m, i1))
+        }
+        return (s0, s1)
+    }
+}
+#endif
