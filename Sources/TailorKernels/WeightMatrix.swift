@@ -1,6 +1,7 @@
 // A weight matrix as the model file stores it: `rows` rows of `cols` elements each, every row a
 // run of quantized blocks, read in place from the memory map (never copied).
 import CBLAS
+import Foundation
 
 public struct WeightMatrix: @unchecked Sendable {
     public let type: GGMLType
@@ -45,8 +46,15 @@ public enum MatMul {
     /// panels are large: with two threads a SmolLM2 matrix is two to six panels. 512 rows took
     /// Q4_0 pp512 from 562 to 601 t/s against 256; 1024 measured no better.
     static let panelRows = 512
-    /// How far ahead of the rows being multiplied the weights are prefetched.
-    static let prefetchDistance = 2048
+    /// How far ahead of the rows being multiplied the weights are prefetched, or 0 for no software
+    /// prefetch. On the AMD Zen 3 machine of earlier runs it helped (Q4_1 decode ~100 → ~139 t/s);
+    /// on an Intel Xeon with AVX-512 it hurt (interleaved tg128 104 and 111 t/s without it, 93 and
+    /// 95 with 2 KiB, 90 and 75 with 8 KiB): there the hardware prefetchers follow each thread's
+    /// sequential rows better alone.
+    static let prefetchDistance: Int = {
+        let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        return info.contains("GenuineIntel") ? 0 : 2048
+    }()
 
     /// y[t, o] = Σ_i x[t, i] · W[o, i].  x: [tokens × W.cols], y: [tokens × W.rows].
     /// With `accumulate`, y[t, o] += the sum instead (a residual added in place: no separate
@@ -133,6 +141,7 @@ public enum MatMul {
         // About eight chunks per thread, even-sized so pairs never straddle two chunks.
         let chunk = max(8, min(64, totalRows / (8 * pool.threads))) & ~1
         let views = outputs.map { (Rows($0.0), $0.1) }
+        let distance = MatMul.prefetchDistance
         withExtendedLifetime(outputs) {
             views.withUnsafeBufferPointer { views in
                 pool.forEachChunk(totalRows, chunk: chunk) { range, thread in
@@ -146,9 +155,11 @@ public enum MatMul {
                         var row = r - base
                         let endp = w.row(w.rows)
                         while row < stop - base {
-                            let ahead = w.row(row) + MatMul.prefetchDistance
-                            var off = 0
-                            while off < 2 * w.rowBytes, ahead + off < endp { tailor_prefetch(ahead + off); off += 64 }
+                            if distance > 0 {
+                                let ahead = w.row(row) + distance
+                                var off = 0
+                                while off < 2 * w.rowBytes, ahead + off < endp { tailor_prefetch(ahead + off); off += 64 }
+                            }
                             let pair = row + 1 < stop - base
                             body(w, y, row, pair, thread)
                             row += pair ? 2 : 1
