@@ -15,6 +15,11 @@ static inline void tailor_prefetch(const void *p) {
 }
 
 
+/// The same into every cache level (prefetcht0).
+static inline void tailor_prefetch_l1(const void *p) {
+    __builtin_prefetch(p, 0, 3);
+}
+
 /// Atomic 64-bit word operations on plain memory (relaxed: the words only hand out work items;
 /// the thread pool's own barrier orders the data).
 static inline unsigned long long tailor_atomic_load64(const unsigned long long *p) {

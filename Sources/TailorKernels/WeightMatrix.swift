@@ -46,14 +46,15 @@ public enum MatMul {
     /// panels are large: with two threads a SmolLM2 matrix is two to six panels. 512 rows took
     /// Q4_0 pp512 from 562 to 601 t/s against 256; 1024 measured no better.
     static let panelRows = 512
-    /// How far ahead of the rows being multiplied the weights are prefetched, or 0 for no software
-    /// prefetch. On the AMD Zen 3 machine of earlier runs it helped (Q4_1 decode ~100 → ~139 t/s);
-    /// on an Intel Xeon with AVX-512 it hurt (interleaved tg128 104 and 111 t/s without it, 93 and
-    /// 95 with 2 KiB, 90 and 75 with 8 KiB): there the hardware prefetchers follow each thread's
-    /// sequential rows better alone.
-    static let prefetchDistance: Int = {
+    /// How far ahead of the rows being multiplied the weights are prefetched, and into which
+    /// cache. On the AMD Zen 3 machine of earlier runs, 2 KiB ahead into the non-temporal buffer
+    /// (Q4_1 decode ~100 → ~139 t/s; prefetcht0 measured the same). On an Intel Xeon with AVX-512,
+    /// non-temporal prefetches hurt (tg128 93–95 t/s with 2 KiB, 104–111 without any), while
+    /// prefetcht0 8 KiB ahead helped most (interleaved runs: none 110–112, 1 KiB 144–152,
+    /// 4 KiB 154–182, 8 KiB 168–185, 16 KiB 174–180).
+    static let prefetch: (distance: Int, intoL1: Bool) = {
         let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        return info.contains("GenuineIntel") ? 0 : 2048
+        return info.contains("GenuineIntel") ? (8192, true) : (2048, false)
     }()
 
     /// y[t, o] = Σ_i x[t, i] · W[o, i].  x: [tokens × W.cols], y: [tokens × W.rows].
@@ -141,7 +142,7 @@ public enum MatMul {
         // About eight chunks per thread, even-sized so pairs never straddle two chunks.
         let chunk = max(8, min(64, totalRows / (8 * pool.threads))) & ~1
         let views = outputs.map { (Rows($0.0), $0.1) }
-        let distance = MatMul.prefetchDistance
+        let (distance, intoL1) = MatMul.prefetch
         withExtendedLifetime(outputs) {
             views.withUnsafeBufferPointer { views in
                 pool.forEachChunk(totalRows, chunk: chunk) { range, thread in
@@ -155,9 +156,11 @@ public enum MatMul {
                         var row = r - base
                         let endp = w.row(w.rows)
                         while row < stop - base {
-                            if distance > 0 {
-                                let ahead = w.row(row) + distance
-                                var off = 0
+                            let ahead = w.row(row) + distance
+                            var off = 0
+                            if intoL1 {
+                                while off < 2 * w.rowBytes, ahead + off < endp { tailor_prefetch_l1(ahead + off); off += 64 }
+                            } else {
                                 while off < 2 * w.rowBytes, ahead + off < endp { tailor_prefetch(ahead + off); off += 64 }
                             }
                             let pair = row + 1 < stop - base
