@@ -84,67 +84,61 @@ enum AVX512Q8 {
     // MARK: Q4_0 (18 bytes: d, 16 nibble bytes) and Q5_0 (22 bytes: d, qh, 16 nibble bytes):
     // Σ d·dx·(Σq·x − offset·Σx), the offset (8 or 16) folded into the first vpdpbusd's start.
 
-    @inline(__always) static func q4_0Group(_ a: __m512i, _ b: __m512i, _ xl: __m512i, _ xh: __m512i, _ dx: __m128,
-                                            _ start: __m512i, _ acc: inout __m512) {
-        let w = _mm512_permutex2var_epi8(a, q4_0Nibbles, b)
-        let s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start, lowNibbles(w), xl), highNibbles(w), xh)
-        let f = _mm_mul_ps(_mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi8(a, q4_0Scales, b))), dx)
+    /// One group of four blocks of one row: the nibbles (with their fifth bits for Q5_0) against
+    /// the activations, scaled by d·dx, added to acc.
+    @inline(__always) static func offsetGroup(_ a: __m512i, _ b: __m512i, _ xl: __m512i, _ xh: __m512i, _ dx: __m128,
+                                              _ start: __m512i, fifthBits: Bool, _ acc: inout __m512) {
+        let w = _mm512_permutex2var_epi8(a, fifthBits ? q5_0Nibbles : q4_0Nibbles, b)
+        var lo = lowNibbles(w), hi = highNibbles(w)
+        if fifthBits {
+            // As byte masks: bit 16k + j = value j (or 16 + j) of block k.
+            let bits = _mm512_castsi512_si128(_mm512_permutex2var_epi8(a, q5_0Bits, b))
+            let loBits = UInt64(bitPattern: _mm_cvtsi128_si64(bits)), hiBits = UInt64(bitPattern: _mm_cvtsi128_si64(_mm_unpackhi_epi64(bits, bits)))
+            let sixteen = _mm512_set1_epi8(0x10)
+            lo = _mm512_or_si512(lo, _mm512_maskz_mov_epi8(loBits, sixteen))
+            hi = _mm512_or_si512(hi, _mm512_maskz_mov_epi8(hiBits, sixteen))
+        }
+        let s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start, lo, xl), hi, xh)
+        let scales = _mm512_castsi512_si128(_mm512_permutex2var_epi8(a, fifthBits ? q5_0Scales : q4_0Scales, b))
+        let f = _mm_mul_ps(_mm_cvtph_ps(scales), dx)
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), spread4(_mm512_castps128_ps512(f)), acc)
     }
 
-    static func q4_0x2(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> (Float, Float) {
+    /// Two rows of Q4_0 (`fifthBits` false: 18-byte blocks, offset 8) or Q5_0 (22 bytes, 16).
+    @inline(__always) static func offsetRows(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int,
+                                             fifthBits: Bool) -> (Float, Float) {
         let nb = a.n / 32, G = a.groups4
+        let blockBytes = fifthBits ? 22 : 18
         let qv = UnsafeRawPointer(a.qv + t * G * 128), dsv = a.dsv + t * G * 8, ns = UnsafeRawPointer(a.negSumv + t * G * 16)
         var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps()
         let full = nb / 4
         for g in 0..<G {
             let x = qv + 128 &* g
             let xl = load64(x), xh = load64(x + 64), dx = _mm_loadu_ps(dsv + 8 &* g)
-            let start = _mm512_slli_epi32(load64(ns + 64 &* g), 3)
-            let p0 = r0 + 72 &* g, p1 = r1 + 72 &* g
+            let start = _mm512_slli_epi32(load64(ns + 64 &* g), fifthBits ? 4 : 3)
+            let p0 = r0 + 4 &* blockBytes &* g, p1 = r1 + 4 &* blockBytes &* g
             if g < full {
-                q4_0Group(load64(p0), _mm512_castsi128_si512(_mm_loadl_epi64((p0 + 64).assumingMemoryBound(to: __m128i.self))), xl, xh, dx, start, &acc0)
-                q4_0Group(load64(p1), _mm512_castsi128_si512(_mm_loadl_epi64((p1 + 64).assumingMemoryBound(to: __m128i.self))), xl, xh, dx, start, &acc1)
+                // Q4_0's last 8 bytes as one plain 64-bit load; Q5_0's 24 masked.
+                @inline(__always) func tail(_ p: UnsafeRawPointer) -> __m512i {
+                    fifthBits ? loadPrefix(p + 64, 24) : _mm512_castsi128_si512(_mm_loadl_epi64((p + 64).assumingMemoryBound(to: __m128i.self)))
+                }
+                offsetGroup(load64(p0), tail(p0), xl, xh, dx, start, fifthBits: fifthBits, &acc0)
+                offsetGroup(load64(p1), tail(p1), xl, xh, dx, start, fifthBits: fifthBits, &acc1)
             } else {
-                let bytes = 18 * (nb - 4 * g)
+                let bytes = blockBytes &* (nb - 4 * g)
                 let (a0, b0) = blocks(p0, bytes), (a1, b1) = blocks(p1, bytes)
-                q4_0Group(a0, b0, xl, xh, dx, start, &acc0)
-                q4_0Group(a1, b1, xl, xh, dx, start, &acc1)
+                offsetGroup(a0, b0, xl, xh, dx, start, fifthBits: fifthBits, &acc0)
+                offsetGroup(a1, b1, xl, xh, dx, start, fifthBits: fifthBits, &acc1)
             }
         }
         return (hsum(acc0), hsum(acc1))
     }
 
-    @inline(__always) static func q5_0Group(_ a: __m512i, _ b: __m512i, _ xl: __m512i, _ xh: __m512i, _ dx: __m128,
-                                            _ start: __m512i, _ acc: inout __m512) {
-        let w = _mm512_permutex2var_epi8(a, q5_0Nibbles, b)
-        let bits = _mm512_castsi512_si128(_mm512_permutex2var_epi8(a, q5_0Bits, b))
-        // The fifth bits as byte masks: bit 16k + j = value j (or 16 + j) of block k.
-        let loBits = UInt64(bitPattern: _mm_cvtsi128_si64(bits)), hiBits = UInt64(bitPattern: _mm_cvtsi128_si64(_mm_unpackhi_epi64(bits, bits)))
-        let sixteen = _mm512_set1_epi8(0x10)
-        let lo = _mm512_or_si512(lowNibbles(w), _mm512_maskz_mov_epi8(loBits, sixteen))
-        let hi = _mm512_or_si512(highNibbles(w), _mm512_maskz_mov_epi8(hiBits, sixteen))
-        let s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start, lo, xl), hi, xh)
-        let f = _mm_mul_ps(_mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi8(a, q5_0Scales, b))), dx)
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), spread4(_mm512_castps128_ps512(f)), acc)
+    static func q4_0x2(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> (Float, Float) {
+        offsetRows(r0, r1, a, t, fifthBits: false)
     }
-
     static func q5_0x2(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> (Float, Float) {
-        let nb = a.n / 32, G = a.groups4
-        let qv = UnsafeRawPointer(a.qv + t * G * 128), dsv = a.dsv + t * G * 8, ns = UnsafeRawPointer(a.negSumv + t * G * 16)
-        var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps()
-        let full = nb / 4
-        for g in 0..<G {
-            let x = qv + 128 &* g
-            let xl = load64(x), xh = load64(x + 64), dx = _mm_loadu_ps(dsv + 8 &* g)
-            let start = _mm512_slli_epi32(load64(ns + 64 &* g), 4)
-            let p0 = r0 + 88 &* g, p1 = r1 + 88 &* g
-            let bytes = g < full ? 88 : 22 * (nb - 4 * g)
-            let (a0, b0) = blocks(p0, bytes), (a1, b1) = blocks(p1, bytes)
-            q5_0Group(a0, b0, xl, xh, dx, start, &acc0)
-            q5_0Group(a1, b1, xl, xh, dx, start, &acc1)
-        }
-        return (hsum(acc0), hsum(acc1))
+        offsetRows(r0, r1, a, t, fifthBits: true)
     }
 
     // MARK: Q8_0 (34 bytes: d, 32 signed bytes), two blocks per register. vpdpbusd multiplies
