@@ -16,6 +16,9 @@ if avx2 { fast.append(.define("TAILOR_AVX2")) }
 // The AVX-512 decoding kernels (VNNI dot products, byte permutes) where the building CPU has them.
 let avx512 = avx2 && ["avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512vbmi"].allSatisfy { cpuinfo.contains(" \($0)") }
 if avx512 { fast.append(.define("TAILOR_AVX512")) }
+// The fp16 encoder GEMM (HalfGEMM) where the building CPU has AVX512-FP16.
+let avx512fp16 = avx512 && cpuinfo.contains(" avx512_fp16")
+if avx512fp16 { fast.append(.define("TAILOR_AVX512FP16")) }
 // Kernels, models and training loops run real models in the test suite: optimized in debug builds too.
 let optimizedInTests: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
@@ -58,7 +61,8 @@ let package = Package(
         ]),
         .target(name: "TailorTestSupport", path: "Tests/TailorTestSupport"),
         .testTarget(name: "TailorKernelsTests", dependencies: ["TailorKernels", "TailorFormats"],
-                    resources: [.copy("Fixtures")]),
+                    resources: [.copy("Fixtures")],
+                    swiftSettings: avx512fp16 ? [.define("TAILOR_AVX512FP16")] : []),
         .testTarget(name: "TailorCLITests", dependencies: ["tailor"]),
         .testTarget(name: "TailorFormatsTests", dependencies: ["TailorFormats", "TailorTestSupport"]),
         .testTarget(name: "TailorTokenizersTests", dependencies: ["TailorTokenizers", "TailorFormats", "TailorTestSupport"],

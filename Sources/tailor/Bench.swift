@@ -6,7 +6,7 @@ import TailorModels
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed: model prefill and decode (default), embeddings, or the machine's memory bandwidth.",
-        subcommands: [BenchModel.self, BenchMemory.self, BenchMatvec.self, BenchEmbed.self, BenchSearch.self, BenchTune.self, BenchTuneClassifier.self],
+        subcommands: [BenchModel.self, BenchMemory.self, BenchMatvec.self, BenchGEMM.self, BenchEmbed.self, BenchSearch.self, BenchTune.self, BenchTuneClassifier.self],
         defaultSubcommand: BenchModel.self)
 }
 
@@ -106,6 +106,33 @@ struct BenchMatvec: AsyncParsableCommand {
                 let res = KernelBenchmark.matvec(type: type, rows: rows, cols: cols, copies: n, calls: max(200, 2 * n), repetitions: r, pool: pool)
                 results.append(res)
                 if !json { print(String(format: "| %@ | %d×%d | %@ | %.1f | %.2f |", res.type, rows, cols, from, res.gbPerSecond, res.nanosecondsPerBlockRow)) }
+            }
+        }
+        if json {
+            let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try enc.encode(results), as: UTF8.self))
+        }
+    }
+}
+
+struct BenchGEMM: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "gemm",
+        abstract: "The encoder's matrix products alone, one thread: fp32 (OpenBLAS sgemm) and, where the CPU has AVX512-FP16, fp16.")
+    @Option(help: "Shapes M×N×K, comma-separated (default: a 1024-token batch through all-MiniLM-L6-v2's layers).")
+    var shapes: String = "1024x1152x384,1024x384x384,1024x1536x384,1024x384x1536"
+    @Option(name: .short, help: "Repetitions.") var r: Int = 5
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        var results: [KernelBenchmark.GEMMResult] = []
+        if !json { print("| M×N×K | precision | GFLOP/s |\n| --- | --- | ---: |") }
+        for spec in shapes.split(separator: ",") {
+            let d = spec.lowercased().split(separator: "x").compactMap { Int($0) }
+            guard d.count == 3, d.allSatisfy({ $0 > 0 }) else { throw ValidationError("bad shape \(spec): write M×N×K as e.g. 1024x384x1536") }
+            for half in HalfGEMM.isAvailable ? [false, true] : [false] {
+                let res = KernelBenchmark.gemm(m: d[0], n: d[1], k: d[2], half: half, repetitions: r)
+                results.append(res)
+                if !json { print(String(format: "| %d×%d×%d | %@ | %.1f |", d[0], d[1], d[2], res.precision, res.gflops)) }
             }
         }
         if json {
