@@ -151,7 +151,18 @@ struct BenchEmbed: AsyncParsableCommand {
     @Option(help: "Texts per batch.") var batch: Int = 32
     @Option(name: [.short, .long], help: "Threads.") var threads: Int = ThreadPool.availableCores
     @Option(name: .short, help: "Repetitions.") var r: Int = 3
+    @Option(help: "Arithmetic of the linear layers: fp16 (CPUs with AVX512-FP16; the default there) or fp32.")
+    var precision: String?
     @Flag(help: "Print JSON.") var json = false
+
+    func validate() throws {
+        if let precision, EncoderPrecision(rawValue: precision.lowercased()) == nil {
+            throw ValidationError("--precision \(precision): use fp16 or fp32")
+        }
+        if precision?.lowercased() == "fp16" && !EncoderPrecision.fp16Available {
+            throw ValidationError("--precision fp16 needs a CPU with AVX512-FP16 (this build has none); use fp32")
+        }
+    }
 
     func run() async throws {
         var texts: [String]
@@ -164,6 +175,7 @@ struct BenchEmbed: AsyncParsableCommand {
         texts = Array(texts.prefix(n))
         let e = try runReportingErrors { try SentenceEmbedder(model, threads: threads) }
         e.batchSize = batch
+        if let precision, let p = EncoderPrecision(rawValue: precision.lowercased()) { e.encoder.precision = p }
         _ = try runReportingErrors { try e.embed(Array(texts.prefix(64))) }  // warm-up
         var rates: [Double] = []
         for _ in 0..<r {
@@ -173,9 +185,10 @@ struct BenchEmbed: AsyncParsableCommand {
         }
         let st = BenchStat(samples: rates)
         if json {
-            print("{\"sentences\": \(texts.count), \"batch\": \(batch), \"threads\": \(threads), \"sentences_per_s\": [\(rates.map { String($0) }.joined(separator: ", "))], \"median\": \(st.median)}")
+            print("{\"sentences\": \(texts.count), \"batch\": \(batch), \"threads\": \(threads), \"precision\": \"\(e.encoder.precision)\", \"sentences_per_s\": [\(rates.map { String($0) }.joined(separator: ", "))], \"median\": \(st.median)}")
         } else {
-            print(String(format: "%@: %d texts, batch %d, %d threads: %.1f ± %.1f sentences/s", e.name, texts.count, batch, threads, st.mean, st.stddev))
+            print(String(format: "%@: %d texts, batch %d, %d threads, %@ products: %.1f ± %.1f sentences/s", e.name, texts.count, batch, threads,
+                         e.encoder.precision.rawValue, st.mean, st.stddev))
         }
     }
 

@@ -12,8 +12,11 @@ import TailorKernels
         try SentenceEmbedder(try TestPaths.model("all-MiniLM-L6-v2"))
     }
 
-    func check(_ file: String, unnormalizedKey: String? = nil) throws {
+    func check(_ file: String, precision: EncoderPrecision = .preferred) throws {
         let e = try Self.embedder.get()
+        let saved = e.encoder.precision
+        e.encoder.precision = precision   // stays fp32 where the CPU has no fp16 products
+        defer { e.encoder.precision = saved }
         let g = try JSONValue.parse(String(contentsOf: TestPaths.golden.appendingPathComponent(file), encoding: .utf8))
         let sentences = g["sentences"]!.array!.map { $0.string! }
         let ids = g["input_ids"]!.array!.map { $0.array!.map { $0.int! } }
@@ -26,11 +29,16 @@ import TailorKernels
             worst = min(worst, c)
             #expect(c >= 0.9999, "cosine \(c) for \(s.prefix(60).debugDescription)")
         }
-        print("\(file): \(sentences.count) sentences, worst cosine \(worst)")
+        print("\(file), \(e.encoder.precision) products: \(sentences.count) sentences, worst cosine \(worst)")
     }
 
-    @Test func minilmGolden() throws { try check("minilm.json") }
-    @Test func minilmHardCases() throws { try check("minilm-tokenizer-and-embeddings.json") }
+    /// Both arithmetic modes of the linear layers (fp16 only on CPUs with AVX512-FP16).
+    @Test(arguments: EncoderPrecision.allCases) func minilmGolden(precision: EncoderPrecision) throws {
+        try check("minilm.json", precision: precision)
+    }
+    @Test(arguments: EncoderPrecision.allCases) func minilmHardCases(precision: EncoderPrecision) throws {
+        try check("minilm-tokenizer-and-embeddings.json", precision: precision)
+    }
 
     @Test func batchingDoesNotChangeResults() throws {
         let e = try Self.embedder.get()
