@@ -87,7 +87,8 @@ public final class BertModel: @unchecked Sendable {
     let embLnG: [Float], embLnB: [Float]  // embeddings.LayerNorm.{weight,bias}  [H]
     var layers: [BertLayer]
     public var pool: ThreadPool
-    /// The linear layers' arithmetic; setting it packs (or drops) the fp16 weights.
+    /// The linear layers' arithmetic; setting it packs (or drops) the fp16 weights. Set it
+    /// before encoding, not while another thread is encoding with this model.
     public var precision: EncoderPrecision {
         didSet {
             if precision == .fp16 && !EncoderPrecision.fp16Available { precision = .fp32 }
