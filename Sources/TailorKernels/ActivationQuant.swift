@@ -37,6 +37,12 @@ public final class QuantizedActivations {
     public let qv: UnsafeMutablePointer<Int8>
     public let dsv: UnsafeMutablePointer<Float>
     public let negSumv: UnsafeMutablePointer<Int32>
+    // The 256-blocks again, in the order of the AVX-512 Q4_K kernel: `qKv` [tokens × n], each
+    // super-block as the values of its sub-blocks 0, 2, 1, 3, 4, 6, 5, 7 (so the low nibbles of
+    // a row's first 64 bytes meet their values in one register, the high nibbles in the next);
+    // `bsum8K` [tokens × n/32] the eight 32-value sums of each super-block.
+    public let qKv: UnsafeMutablePointer<Int8>
+    public let bsum8K: UnsafeMutablePointer<Int16>
 
     public init(n: Int, tokens: Int) {
         self.n = n
@@ -53,6 +59,8 @@ public final class QuantizedActivations {
         qv = .allocate(capacity: max(1, tokens * groups4 * 128))
         dsv = .allocate(capacity: max(1, tokens * groups4 * 8))
         negSumv = .allocate(capacity: max(1, tokens * groups4 * 16))
+        qKv = .allocate(capacity: max(1, tokens * n))
+        bsum8K = .allocate(capacity: max(1, tokens * n / 32))
         qv.initialize(repeating: 0, count: max(1, tokens * groups4 * 128))
         dsv.initialize(repeating: 0, count: max(1, tokens * groups4 * 8))
         negSumv.initialize(repeating: 0, count: max(1, tokens * groups4 * 16))
@@ -61,7 +69,7 @@ public final class QuantizedActivations {
     deinit {
         d32.deallocate(); s32.deallocate(); ds32.deallocate(); sum32.deallocate(); q32.deallocate()
         dK.deallocate(); qK.deallocate(); bsumsK.deallocate()
-        qv.deallocate(); dsv.deallocate(); negSumv.deallocate()
+        qv.deallocate(); dsv.deallocate(); negSumv.deallocate(); qKv.deallocate(); bsum8K.deallocate()
     }
 
     /// Quantizes x ([tokens × n]) into the block formats asked for.
@@ -75,7 +83,19 @@ public final class QuantizedActivations {
                 #endif
             }
             if blocks256, n % 256 == 0 {
-                for b in 0..<(n / 256) { quantize256(xt + 256 * b, t * (n / 256) + b, qK + t * n + 256 * b, bsumsK + t * (n / 16) + 16 * b) }
+                for b in 0..<(n / 256) {
+                    let q = qK + t * n + 256 * b, bsums = bsumsK + t * (n / 16) + 16 * b
+                    dK[t * (n / 256) + b] = QuantizedActivations.block256Vector(xt + 256 * b, q, bsums)
+                    #if TAILOR_AVX512
+                    // Sub-blocks 0, 2, 1, 3, 4, 6, 5, 7, and the sums of their values.
+                    let dst = qKv + t * n + 256 * b
+                    for k in 0..<8 {
+                        let j = (k & 4) | (k & 1) << 1 | (k >> 1) & 1
+                        (dst + 32 * k).update(from: q + 32 * j, count: 32)
+                    }
+                    for j in 0..<8 { bsum8K[t * (n / 32) + 8 * b + j] = bsums[2 * j] &+ bsums[2 * j + 1] }
+                    #endif
+                }
             }
         }
     }
@@ -128,15 +148,26 @@ public final class QuantizedActivations {
         return (amax / 127, sum)
     }
 
-    @inline(__always)
-    private func quantize256(_ x: UnsafePointer<Float>, _ block: Int, _ q: UnsafeMutablePointer<Int8>, _ bsums: UnsafeMutablePointer<Int16>) {
+    /// `block256` with AVX-512 where the build has it.
+    @inline(__always) static func block256Vector(_ x: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Int8>,
+                                                 _ bsums: UnsafeMutablePointer<Int16>) -> Float {
+        #if TAILOR_AVX512
+        return AVX512Quant.block256(x, q, bsums)
+        #else
+        return block256(x, q, bsums)
+        #endif
+    }
+
+    /// The reference arithmetic of one 256-block (ggml's quantize_row_q8_K): max = the value of
+    /// largest magnitude (the first such), q = min(127, round-half-even(x·−127/max)), the sums
+    /// of every 16 q in `bsums`; returns the scale 1/(−127/max), 0 for an all-zero block.
+    static func block256(_ x: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Int8>, _ bsums: UnsafeMutablePointer<Int16>) -> Float {
         var amax: Float = 0, mx: Float = 0
         for j in 0..<256 { let a = abs(x[j]); if a > amax { amax = a; mx = x[j] } }
         if amax == 0 {
-            dK[block] = 0
             q.update(repeating: 0, count: 256)
             bsums.update(repeating: 0, count: 16)
-            return
+            return 0
         }
         let iscale = -127 / mx
         for j in 0..<256 { q[j] = Int8(min(127, Int32((iscale * x[j]).rounded(.toNearestOrEven)))) }
@@ -145,7 +176,7 @@ public final class QuantizedActivations {
             for j in 0..<16 { s += Int16(q[16 * g + j]) }
             bsums[g] = s
         }
-        dK[block] = 1 / iscale
+        return 1 / iscale
     }
 }
 
@@ -170,6 +201,41 @@ enum AVX2Quant {
         let ordered = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
         _mm256_storeu_si256(UnsafeMutableRawPointer(q).assumingMemoryBound(to: __m256i.self), ordered)
         return (amax / 127, unsafeBitCast(s, to: SIMD8<Int32>.self).wrappedSum())
+    }
+}
+#endif
+
+#if TAILOR_AVX512
+enum AVX512Quant {
+    /// `QuantizedActivations.block256` with 16-lane vectors: the same bytes, sums and scale
+    /// (cvtps2dq rounds to nearest even; the first value of largest magnitude is found from the
+    /// lanes equal to the maximum).
+    static func block256(_ x: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Int8>, _ bsums: UnsafeMutablePointer<Int16>) -> Float {
+        let absMask = _mm512_set1_epi32(0x7FFF_FFFF)
+        var m = _mm512_setzero_ps()
+        for i in 0..<16 { m = _mm512_max_ps(m, _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(_mm512_loadu_ps(x + 16 * i)), absMask))) }
+        let amax = _mm512_reduce_max_ps(m)
+        if amax == 0 {
+            q.update(repeating: 0, count: 256)
+            bsums.update(repeating: 0, count: 16)
+            return 0
+        }
+        var mx: Float = 0
+        let target = _mm512_set1_epi32(Int32(bitPattern: amax.bitPattern))
+        for i in 0..<16 {
+            // Magnitudes compare as their bit patterns: equal where the XOR is zero.
+            let diff = _mm512_xor_si512(_mm512_and_si512(_mm512_castps_si512(_mm512_loadu_ps(x + 16 * i)), absMask), target)
+            let hit = _mm512_testn_epi32_mask(diff, diff)
+            if hit != 0 { mx = x[16 * i + hit.trailingZeroBitCount]; break }
+        }
+        let iscale = -127 / mx
+        let vs = _mm512_set1_ps(iscale), top = _mm512_set1_epi32(127)
+        for i in 0..<16 {
+            let v = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 16 * i), vs)), top)
+            _mm_storeu_si128(UnsafeMutableRawPointer(q + 16 * i).assumingMemoryBound(to: __m128i.self), _mm512_cvtsepi32_epi8(v))
+            bsums[i] = Int16(truncatingIfNeeded: _mm512_reduce_add_epi32(v))
+        }
+        return 1 / iscale
     }
 }
 #endif

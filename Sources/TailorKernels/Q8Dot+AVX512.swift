@@ -36,8 +36,12 @@ enum AVX512Q8 {
     @inline(__always) static var q4_0Nibbles: __m512i { _mm512_set_epi64(0x4746454443424140, 0x3f3e3d3c3b3a3938, 0x3534333231302f2e, 0x2d2c2b2a29282726, 0x232221201f1e1d1c, 0x1b1a191817161514, 0x11100f0e0d0c0b0a, 0x0908070605040302) }
     @inline(__always) static var q4_0Scales: __m512i { _mm512_set_epi64(0, 0, 0, 0, 0, 0, 0, 0x3736252413120100) }
     @inline(__always) static var q5_0Nibbles: __m512i { _mm512_set_epi64(0x5756555453525150, 0x4f4e4d4c4b4a4948, 0x41403f3e3d3c3b3a, 0x3938373635343332, 0x2b2a292827262524, 0x232221201f1e1d1c, 0x1514131211100f0e, 0x0d0c0b0a09080706) }
-    /// Bytes 0…7: bits 0…15 of the four qh words; 8…15: bits 16…31.
-    @inline(__always) static var q5_0Bits: __m512i { _mm512_set_epi64(0, 0, 0, 0, 0, 0, 0x474631301b1a0504, 0x45442f2e19180302) }
+    /// Qword m: block m/2's qh word, twice.
+    @inline(__always) static var q5_0Bits: __m512i { _mm512_set_epi64(0x4746454447464544, 0x4746454447464544, 0x31302f2e31302f2e, 0x31302f2e31302f2e, 0x1b1a19181b1a1918, 0x1b1a19181b1a1918, 0x0504030205040302, 0x0504030205040302) }
+    /// Per byte p, the bit offset that puts qh bit p % 16 (low halves) or 16 + p % 16 (high
+    /// halves) at bit 4.
+    @inline(__always) static var q5_0LowShifts: __m512i { _mm512_set_epi64(0x0b0a090807060504, 0x030201003f3e3d3c, 0x0b0a090807060504, 0x030201003f3e3d3c, 0x0b0a090807060504, 0x030201003f3e3d3c, 0x0b0a090807060504, 0x030201003f3e3d3c) }
+    @inline(__always) static var q5_0HighShifts: __m512i { _mm512_set_epi64(0x1b1a191817161514, 0x131211100f0e0d0c, 0x1b1a191817161514, 0x131211100f0e0d0c, 0x1b1a191817161514, 0x131211100f0e0d0c, 0x1b1a191817161514, 0x131211100f0e0d0c) }
     @inline(__always) static var q5_0Scales: __m512i { _mm512_set_epi64(0, 0, 0, 0, 0, 0, 0, 0x43422d2c17160100) }
     /// Two Q8_0 blocks' 32 value bytes each, out of the 68 bytes of the pair.
     @inline(__always) static var q8_0Pair: __m512i { _mm512_set_epi64(0x434241403f3e3d3c, 0x3b3a393837363534, 0x333231302f2e2d2c, 0x2b2a292827262524, 0x21201f1e1d1c1b1a, 0x1918171615141312, 0x11100f0e0d0c0b0a, 0x0908070605040302) }
@@ -91,12 +95,12 @@ enum AVX512Q8 {
         let w = _mm512_permutex2var_epi8(a, fifthBits ? q5_0Nibbles : q4_0Nibbles, b)
         var lo = lowNibbles(w), hi = highNibbles(w)
         if fifthBits {
-            // As byte masks: bit 16k + j = value j (or 16 + j) of block k.
-            let bits = _mm512_castsi512_si128(_mm512_permutex2var_epi8(a, q5_0Bits, b))
-            let loBits = UInt64(bitPattern: _mm_cvtsi128_si64(bits)), hiBits = UInt64(bitPattern: _mm_cvtsi128_si64(_mm_unpackhi_epi64(bits, bits)))
+            // vpmultishiftqb: byte p of the result = 8 bits of qword p/8 of `qh` from a bit offset
+            // per byte, chosen so bit 4 is the value's fifth bit; the AND keeps only that bit.
+            let qh = _mm512_permutex2var_epi8(a, q5_0Bits, b)
             let sixteen = _mm512_set1_epi8(0x10)
-            lo = _mm512_or_si512(lo, _mm512_maskz_mov_epi8(loBits, sixteen))
-            hi = _mm512_or_si512(hi, _mm512_maskz_mov_epi8(hiBits, sixteen))
+            lo = _mm512_or_si512(lo, _mm512_and_si512(_mm512_multishift_epi64_epi8(q5_0LowShifts, qh), sixteen))
+            hi = _mm512_or_si512(hi, _mm512_and_si512(_mm512_multishift_epi64_epi8(q5_0HighShifts, qh), sixteen))
         }
         let s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start, lo, xl), hi, xh)
         let scales = _mm512_castsi512_si128(_mm512_permutex2var_epi8(a, fifthBits ? q5_0Scales : q4_0Scales, b))
@@ -181,6 +185,59 @@ enum AVX512Q8 {
             s1 += AVX2Q8.half(p1, 0) * d32[b] * Float(_mm512_mask_reduce_add_epi32(m, i1))
         }
         return (s0, s1)
+    }
+
+    // MARK: Q4_K (144-byte super-blocks: d, dmin, 12 bytes of 6-bit scales and minimums, 128
+    // nibble bytes): Σ d·dx·Σ_j sc_j·Σq·x − dmin·dx·Σ_j m_j·Σx over the eight 32-sub-blocks.
+    // The first 64 nibble bytes hold sub-blocks 0 and 2 in their low nibbles and 1 and 3 in
+    // their high ones (the next 64: 4…7), and `qKv` lays the activations out to match. Each
+    // vpdpbusd sum (|s| ≤ 4·15·127) fits 16 bits, so two of them pack into one register of i16
+    // and a vpmaddwd multiplies each by its sub-block's scale and adds neighbours.
+
+    /// i16 lane i of the result: scale byte 0 or 1 of `sc` (lanes 0…15: 0…3 → byte 0, 4…7 → byte 1,
+    /// per 128-bit lane), bytes 2 and 3 in lanes 16…31, zero high bytes; `+4` for the second half.
+    @inline(__always) static var q4_KScales0: __m512i { _mm512_set_epi64(0x0003000300030003, 0x0002000200020002, 0x0003000300030003, 0x0002000200020002, 0x0001000100010001, 0x0000000000000000, 0x0001000100010001, 0x0000000000000000) }
+    @inline(__always) static var q4_KScales1: __m512i { _mm512_set_epi64(0x0007000700070007, 0x0006000600060006, 0x0007000700070007, 0x0006000600060006, 0x0005000500050005, 0x0004000400040004, 0x0005000500050005, 0x0004000400040004) }
+
+    /// One super-block of one row: Σ_j sc_j·Σq·x as 16 i32 lanes, and Σ_j m_j·bsum_j as 4.
+    @inline(__always) static func q4_KBlock(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ bsum8: __m128i) -> (__m512i, __m128i) {
+        let (scales, mins) = AVX2Q8.scalesMinsK4(p + 4)
+        let a = load64(p + 16), b = load64(p + 80)
+        let zero = _mm512_setzero_si512()
+        let s0 = _mm512_dpbusd_epi32(zero, lowNibbles(a), load64(x))
+        let s1 = _mm512_dpbusd_epi32(zero, highNibbles(a), load64(x + 64))
+        let s2 = _mm512_dpbusd_epi32(zero, lowNibbles(b), load64(x + 128))
+        let s3 = _mm512_dpbusd_epi32(zero, highNibbles(b), load64(x + 192))
+        // packs per 128-bit lane L: s0's lanes 4L…4L+3, then s1's — sub-blocks 0 and 1 for L < 2,
+        // 2 and 3 above; likewise s2, s3 with 4…7.
+        let sc = _mm512_castsi128_si512(_mm_cvtsi64_si128(Int64(bitPattern: scales)))
+        let evenBytes: UInt64 = 0x5555_5555_5555_5555
+        let w0 = _mm512_maskz_permutexvar_epi8(evenBytes, q4_KScales0, sc)
+        let w1 = _mm512_maskz_permutexvar_epi8(evenBytes, q4_KScales1, sc)
+        let sumi = _mm512_add_epi32(_mm512_madd_epi16(_mm512_packs_epi32(s0, s1), w0), _mm512_madd_epi16(_mm512_packs_epi32(s2, s3), w1))
+        let m = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(Int64(bitPattern: mins))), bsum8)
+        return (sumi, m)
+    }
+
+    static func q4_Kx2(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> (Float, Float) {
+        let nb = a.n / 256
+        let x = UnsafeRawPointer(a.qKv + t * a.n), bs = UnsafeRawPointer(a.bsum8K + t * (a.n / 32)), dK = a.dK + t * nb
+        var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps()
+        var min0 = _mm_setzero_ps(), min1 = _mm_setzero_ps()
+        for b in 0..<nb {
+            let p0 = r0 + 144 &* b, p1 = r1 + 144 &* b, xb = x + 256 &* b
+            let bsum8 = _mm_loadu_si128((bs + 16 &* b).assumingMemoryBound(to: __m128i.self))
+            let (i0, m0) = q4_KBlock(p0, xb, bsum8), (i1, m1) = q4_KBlock(p1, xb, bsum8)
+            // (d, dmin) of both rows times dx: lanes d0, dmin0, d1, dmin1.
+            let f = _mm_mul_ps(_mm_cvtph_ps(_mm_unpacklo_epi32(_mm_cvtsi32_si128(p0.loadUnaligned(as: Int32.self)),
+                                                               _mm_cvtsi32_si128(p1.loadUnaligned(as: Int32.self)))), _mm_set1_ps(dK[b]))
+            let fz = _mm512_castps128_ps512(f)
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0), _mm512_permutexvar_ps(_mm512_set1_epi32(0), fz), acc0)
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1), _mm512_permutexvar_ps(_mm512_set1_epi32(2), fz), acc1)
+            min0 = _mm_fmadd_ps(_mm_cvtepi32_ps(m0), _mm_permutevar_ps(f, _mm_set1_epi32(1)), min0)
+            min1 = _mm_fmadd_ps(_mm_cvtepi32_ps(m1), _mm_permutevar_ps(f, _mm_set1_epi32(3)), min1)
+        }
+        return (hsum(acc0) - min0.sum(), hsum(acc1) - min1.sum())
     }
 }
 #endif

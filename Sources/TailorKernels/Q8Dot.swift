@@ -24,6 +24,7 @@ public enum Q8Dot {
         case .q4_0: return AVX512Q8.q4_0x2(row, row, a, t).0
         case .q8_0: return AVX512Q8.q8_0x2(row, row, a, t).0
         case .q5_0: return AVX512Q8.q5_0x2(row, row, a, t).0
+        case .q4_K: return AVX512Q8.q4_Kx2(row, row, a, t).0
         default: break
         }
         #endif
@@ -50,6 +51,7 @@ public enum Q8Dot {
         case .q8_0: return AVX512Q8.q8_0x2(r0, r1, a, t)
         case .q4_0: return AVX512Q8.q4_0x2(r0, r1, a, t)
         case .q5_0: return AVX512Q8.q5_0x2(r0, r1, a, t)
+        case .q4_K: return AVX512Q8.q4_Kx2(r0, r1, a, t)
         default: break
         }
         #endif

@@ -70,6 +70,30 @@ import Testing
         }
     }
 
+    /// The vector 256-block quantizer gives the reference's bytes, sums and scale: random values,
+    /// ties at .5, the largest magnitude negative, both signs of it (the first one counts), an
+    /// all-zero block and one whose largest value sits in the last lane.
+    @Test func vectorBlock256EqualsReference() {
+        var rng = SplitMix64Test(seed: 19)
+        var blocks: [[Float]] = (0..<50).map { _ in (0..<256).map { _ in Float(Int(rng.next() % 20001) - 10000) / 313 } }
+        blocks.append((0..<256).map { j in j == 0 ? -127 : Float(j % 120) + 0.5 })
+        blocks.append((0..<256).map { j in j == 40 ? 9 : (j == 200 ? -9 : Float(j % 7) - 3) })
+        blocks.append((0..<256).map { j in j == 40 ? -9 : (j == 200 ? 9 : Float(j % 7) - 3) })
+        blocks.append([Float](repeating: 0, count: 256))
+        blocks.append((0..<256).map { j in j == 255 ? 50 : Float(j % 5) * 0.01 })
+        for x in blocks {
+            var q1 = [Int8](repeating: 0, count: 256), q2 = [Int8](repeating: 1, count: 256)
+            var s1 = [Int16](repeating: 0, count: 16), s2 = [Int16](repeating: 1, count: 16)
+            let d1 = x.withUnsafeBufferPointer { xp in q1.withUnsafeMutableBufferPointer { q in s1.withUnsafeMutableBufferPointer {
+                QuantizedActivations.block256(xp.baseAddress!, q.baseAddress!, $0.baseAddress!) } } }
+            let d2 = x.withUnsafeBufferPointer { xp in q2.withUnsafeMutableBufferPointer { q in s2.withUnsafeMutableBufferPointer {
+                QuantizedActivations.block256Vector(xp.baseAddress!, q.baseAddress!, $0.baseAddress!) } } }
+            #expect(q1 == q2)
+            #expect(s1 == s2)
+            #expect(d1 == d2)
+        }
+    }
+
     @Test func activationQuantizationRoundTrips() {
         var rng = SplitMix64Test(seed: 3)
         let n = 512
@@ -137,6 +161,35 @@ struct SplitMix64Test {
                     #expect(abs(b - rb) <= scale(r1, t), "\(type) \(blocks) blocks, token \(t): \(b) vs \(rb)")
                     let one = Q8Dot.dot(type, r1, acts, token: t)
                     #expect(abs(one - rb) <= scale(r1, t), "\(type) \(blocks) blocks, one row: \(one) vs \(rb)")
+                }
+            }
+        }
+    }
+
+    /// Q4_K rows of 1…6 super-blocks, two tokens, one row and two, against the reference.
+    @Test func q4_KEveryBlockCountEqualsReference() {
+        var rng = SplitMix64Test(seed: 29)
+        for blocks in 1...6 {
+            let n = 256 * blocks
+            let x = (0..<(2 * n)).map { _ in Float(Int(rng.next() % 20001) - 10000) / 3000 }
+            let acts = QuantizedActivations(n: n, tokens: 2)
+            x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, blocks32: false, blocks256: true) }
+            let rows = Q8DotTests.randomRow(.q4_K, n: 2 * n, rng: &rng)
+            rows.withUnsafeBytes { r in
+                let r0 = r.baseAddress!, r1 = r.baseAddress! + blocks * 144
+                // Float sums in another order: within 1e-4 of Σ|w·x| (at least 1).
+                func scale(_ row: UnsafeRawPointer, _ t: Int) -> Float {
+                    var w = [Float](repeating: 0, count: n)
+                    w.withUnsafeMutableBufferPointer { QuantReference.dequantize(.q4_K, row, $0.baseAddress!, count: n) }
+                    return 1e-4 * max(1, (0..<n).reduce(Float(0)) { $0 + abs(w[$1] * x[t * n + $1]) })
+                }
+                for t in 0..<2 {
+                    let (a, b) = Q8Dot.dot2(.q4_K, r0, r1, acts, token: t)
+                    let ra = Q8Dot.reference(.q4_K, r0, acts, token: t), rb = Q8Dot.reference(.q4_K, r1, acts, token: t)
+                    #expect(abs(a - ra) <= scale(r0, t), "\(blocks) super-blocks, token \(t): \(a) vs \(ra)")
+                    #expect(abs(b - rb) <= scale(r1, t), "\(blocks) super-blocks, token \(t): \(b) vs \(rb)")
+                    let one = Q8Dot.dot(.q4_K, r1, acts, token: t)
+                    #expect(abs(one - rb) <= scale(r1, t), "\(blocks) super-blocks, one row: \(one) vs \(rb)")
                 }
             }
         }
