@@ -7,8 +7,18 @@
 // meet their values in one register and the high nibbles in the next.
 #if TAILOR_AVX512
 import _Builtin_intrinsics.intel
+import CBLAS
 
 enum AVX512Q8 {
+    /// Starts loading the two lines at `p` + the in-kernel prefetch distance (`MatMul.prefetch`);
+    /// each kernel calls it per row for every step of at most 128 bytes, so every line of a row
+    /// is asked for once or twice before it is read. Prefetches never fault, so running past the
+    /// end of the matrix is harmless.
+    @inline(__always) static func prefetch2(_ p: UnsafeRawPointer, _ ahead: Int, _ intoL1: Bool) {
+        if intoL1 { tailor_prefetch_l1(p + ahead); tailor_prefetch_l1(p + (ahead &+ 64)) }
+        else { tailor_prefetch(p + ahead); tailor_prefetch(p + (ahead &+ 64)) }
+    }
+
     @inline(__always) static func load64(_ p: UnsafeRawPointer) -> __m512i { _mm512_loadu_si512(p) }
     @inline(__always) static func load32(_ p: UnsafeRawPointer) -> __m256i { _mm256_loadu_si256(p.assumingMemoryBound(to: __m256i.self)) }
     /// Bytes [0, count) from p, the rest zero; nothing past p + count is touched (masked loads
@@ -66,10 +76,12 @@ enum AVX512Q8 {
         var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps()
         var m0 = _mm256_setzero_ps(), m1 = _mm256_setzero_ps()
         let full = nb / 4
+        let (_, intoL1, ahead) = MatMul.prefetch
         for g in 0..<G {
             let x = qv + 128 &* g
             let xl = load64(x), xh = load64(x + 64), ds = _mm256_loadu_ps(dsv + 8 &* g)
             let p0 = r0 + 80 &* g, p1 = r1 + 80 &* g
+            prefetch2(p0, ahead, intoL1); prefetch2(p1, ahead, intoL1)
             if g < full {
                 q4_1Group(load64(p0), _mm512_castsi128_si512(_mm_loadu_si128((p0 + 64).assumingMemoryBound(to: __m128i.self))), xl, xh, ds, &acc0, &m0)
                 q4_1Group(load64(p1), _mm512_castsi128_si512(_mm_loadu_si128((p1 + 64).assumingMemoryBound(to: __m128i.self))), xl, xh, ds, &acc1, &m1)
@@ -116,11 +128,13 @@ enum AVX512Q8 {
         let qv = UnsafeRawPointer(a.qv + t * G * 128), dsv = a.dsv + t * G * 8, ns = UnsafeRawPointer(a.negSumv + t * G * 16)
         var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps()
         let full = nb / 4
+        let (_, intoL1, ahead) = MatMul.prefetch
         for g in 0..<G {
             let x = qv + 128 &* g
             let xl = load64(x), xh = load64(x + 64), dx = _mm_loadu_ps(dsv + 8 &* g)
             let start = _mm512_slli_epi32(load64(ns + 64 &* g), fifthBits ? 4 : 3)
             let p0 = r0 + 4 &* blockBytes &* g, p1 = r1 + 4 &* blockBytes &* g
+            prefetch2(p0, ahead, intoL1); prefetch2(p1, ahead, intoL1)
             if g < full {
                 // Q4_0's last 8 bytes as one plain 64-bit load; Q5_0's 24 masked.
                 @inline(__always) func tail(_ p: UnsafeRawPointer) -> __m512i {
@@ -159,8 +173,10 @@ enum AVX512Q8 {
         var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps()
         let first8 = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
         var b = 0
+        let (_, intoL1, ahead) = MatMul.prefetch
         while b &+ 1 < nb {
             let p0 = r0 + 34 &* b, p1 = r1 + 34 &* b
+            prefetch2(p0, ahead, intoL1); prefetch2(p1, ahead, intoL1)
             let x = load64(q + 32 &* b)
             let w0 = _mm512_permutex2var_epi8(load64(p0), q8_0Pair, loadPrefix(p0 + 64, 4))
             let w1 = _mm512_permutex2var_epi8(load64(p1), q8_0Pair, loadPrefix(p1 + 64, 4))
@@ -224,8 +240,12 @@ enum AVX512Q8 {
         let x = UnsafeRawPointer(a.qKv + t * a.n), bs = UnsafeRawPointer(a.bsum8K + t * (a.n / 32)), dK = a.dK + t * nb
         var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps()
         var min0 = _mm_setzero_ps(), min1 = _mm_setzero_ps()
+        let (_, intoL1, ahead) = MatMul.prefetch
         for b in 0..<nb {
             let p0 = r0 + 144 &* b, p1 = r1 + 144 &* b, xb = x + 256 &* b
+            // 144 bytes a step: three lines per row.
+            prefetch2(p0, ahead, intoL1); prefetch2(p1, ahead, intoL1)
+            prefetch2(p0 + 128, ahead, intoL1); prefetch2(p1 + 128, ahead, intoL1)
             let bsum8 = _mm_loadu_si128((bs + 16 &* b).assumingMemoryBound(to: __m128i.self))
             let (i0, m0) = q4_KBlock(p0, xb, bsum8), (i1, m1) = q4_KBlock(p1, xb, bsum8)
             // (d, dmin) of both rows times dx: lanes d0, dmin0, d1, dmin1.

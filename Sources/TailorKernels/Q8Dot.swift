@@ -14,6 +14,19 @@ public enum Q8Dot {
     }
     public static func uses256(_ t: GGMLType) -> Bool { t == .q4_K || t == .q6_K }
 
+    /// Whether the two-row kernel of `t` prefetches its rows itself (`MatMul.prefetch.inKernel`
+    /// ahead), so the row loop need not.
+    @inline(__always) static func prefetchesItself(_ t: GGMLType) -> Bool {
+        #if TAILOR_AVX512
+        switch t {
+        case .q4_0, .q4_1, .q5_0, .q8_0, .q4_K: return true
+        default: return false
+        }
+        #else
+        return false
+        #endif
+    }
+
     /// Σ row·x for activation row `t` of `a`.
     @inline(__always)
     public static func dot(_ type: GGMLType, _ row: UnsafeRawPointer, _ a: QuantizedActivations, token t: Int) -> Float {

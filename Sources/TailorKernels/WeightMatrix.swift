@@ -52,9 +52,14 @@ public enum MatMul {
     /// non-temporal prefetches hurt (tg128 93–95 t/s with 2 KiB, 104–111 without any), while
     /// prefetcht0 8 KiB ahead helped most (interleaved runs: none 110–112, 1 KiB 144–152,
     /// 4 KiB 154–182, 8 KiB 168–185, 16 KiB 174–180).
-    static let prefetch: (distance: Int, intoL1: Bool) = {
+    /// `inKernel` is the distance the AVX-512 kernels prefetch at themselves, a line or two per
+    /// group of blocks instead of a burst of a whole row pair's lines before it: the bursts stalled
+    /// the thread once the line fill buffers were full (7% of decode samples sat on them). On the
+    /// Xeon, Q4_K-file tg128 medians over interleaved runs: bursts 8 KiB 202–220, in-kernel 2 KiB
+    /// 234, 4 KiB 227–237, 8 KiB 234, 12 KiB 214. Not measured on AMD: it keeps its distance.
+    static let prefetch: (distance: Int, intoL1: Bool, inKernel: Int) = {
         let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        return info.contains("GenuineIntel") ? (8192, true) : (2048, false)
+        return info.contains("GenuineIntel") ? (8192, true, 4096) : (2048, false, 2048)
     }()
 
     /// y[t, o] = Σ_i x[t, i] · W[o, i].  x: [tokens × W.cols], y: [tokens × W.rows].
@@ -142,7 +147,7 @@ public enum MatMul {
         // About eight chunks per thread, even-sized so pairs never straddle two chunks.
         let chunk = max(8, min(64, totalRows / (8 * pool.threads))) & ~1
         let views = outputs.map { (Rows($0.0), $0.1) }
-        let (distance, intoL1) = MatMul.prefetch
+        let (distance, intoL1, _) = MatMul.prefetch
         withExtendedLifetime(outputs) {
             views.withUnsafeBufferPointer { views in
                 pool.forEachChunk(totalRows, chunk: chunk) { range, thread in
@@ -155,10 +160,12 @@ public enum MatMul {
                         let stop = min(end, base + w.rows)
                         var row = r - base
                         let endp = w.row(w.rows)
+                        let burst = !Q8Dot.prefetchesItself(w.type)
                         while row < stop - base {
                             let ahead = w.row(row) + distance
                             var off = 0
-                            if intoL1 {
+                            if !burst {
+                            } else if intoL1 {
                                 while off < 2 * w.rowBytes, ahead + off < endp { tailor_prefetch_l1(ahead + off); off += 64 }
                             } else {
                                 while off < 2 * w.rowBytes, ahead + off < endp { tailor_prefetch(ahead + off); off += 64 }
