@@ -91,7 +91,8 @@ public final class QuantizedActivations {
                     let dst = qKv + t * n + 256 * b
                     for k in 0..<8 {
                         let j = (k & 4) | (k & 1) << 1 | (k >> 1) & 1
-                        (dst + 32 * k).update(from: q + 32 * j, count: 32)
+                        UnsafeMutableRawPointer(dst + 32 * k).storeBytes(of: UnsafeRawPointer(q + 32 * j).loadUnaligned(as: SIMD32<Int8>.self),
+                                                                          as: SIMD32<Int8>.self)
                     }
                     for j in 0..<8 { bsum8K[t * (n / 32) + 8 * b + j] = bsums[2 * j] &+ bsums[2 * j + 1] }
                     #endif
@@ -103,8 +104,9 @@ public final class QuantizedActivations {
     @inline(__always)
     private func quantize32(_ x: UnsafePointer<Float>, _ block: Int, _ q: UnsafeMutablePointer<Int8>) {
         let (d, sum) = QuantizedActivations.block32Vector(x, q)
-        d32[block] = halfToFloat(floatToHalf(d))
-        s32[block] = halfToFloat(floatToHalf(d * Float(sum)))
+        // Rounded through fp16 as the formats store them (F16C instructions, no table lookup).
+        d32[block] = Float(Float16(d))
+        s32[block] = Float(Float16(d * Float(sum)))
         sum32[block] = sum
         ds32[2 * block] = d32[block]
         ds32[2 * block + 1] = s32[block]
@@ -115,9 +117,9 @@ public final class QuantizedActivations {
         let nb = n / 32
         for b in 0..<nb {
             let g = b / 4, k = b % 4, blk = t * nb + b
-            let src = q32 + t * n + 32 * b, dst = qv + (t * groups4 + g) * 128 + 16 * k
-            dst.update(from: src, count: 16)
-            (dst + 64).update(from: src + 16, count: 16)
+            let src = UnsafeRawPointer(q32 + t * n + 32 * b), dst = UnsafeMutableRawPointer(qv + (t * groups4 + g) * 128 + 16 * k)
+            dst.storeBytes(of: src.loadUnaligned(as: SIMD16<Int8>.self), as: SIMD16<Int8>.self)
+            dst.storeBytes(of: src.loadUnaligned(fromByteOffset: 16, as: SIMD16<Int8>.self), toByteOffset: 64, as: SIMD16<Int8>.self)
             dsv[(t * groups4 + g) * 8 + k] = d32[blk]
             dsv[(t * groups4 + g) * 8 + 4 + k] = s32[blk]
             negSumv[(t * groups4 + g) * 16 + 4 * k] = -sum32[blk]

@@ -49,6 +49,32 @@ public enum VectorMath {
         #endif
     }
 
+    /// The index of the first largest of n > 0 values, as greedy decoding picks its token: one
+    /// vector pass for the maximum, one to find where it first occurs (over a 49,152-entry
+    /// vocabulary the scalar loop was ~1% of a decoded token). NaNs are passed over.
+    public static func argmax(_ x: UnsafePointer<Float>, _ n: Int) -> Int {
+        precondition(n > 0, "argmax of no values")
+        var m = SIMD16<Float>(repeating: -.infinity)
+        var i = 0
+        while i + 16 <= n { m = pointwiseMax(m, UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)); i += 16 }
+        var best = -Float.infinity
+        for k in 0..<16 where m[k] > best { best = m[k] }
+        while i < n { if x[i] > best { best = x[i] }; i += 1 }
+        if best.isNaN || best == -.infinity {
+            var b = 0
+            for k in 1..<n where x[k] > x[b] { b = k }
+            return b
+        }
+        let target = SIMD16<Float>(repeating: best)
+        i = 0
+        while i + 16 <= n {
+            if any(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self) .== target) { break }
+            i += 16
+        }
+        while x[i] != best { i += 1 }
+        return i
+    }
+
     /// g[i] ← silu(g[i]) · u[i] = g/(1 + exp(−g)) · u (SwiGLU) for n values.
     public static func swiglu(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, _ n: Int) {
         var i = 0

@@ -66,9 +66,7 @@ public enum DecoderBenchmark {
     }
 
     static func argmax(_ l: [Float]) -> Int {
-        var b = 0
-        for i in 1..<l.count where l[i] > l[b] { b = i }
-        return b
+        l.withUnsafeBufferPointer { VectorMath.argmax($0.baseAddress!, $0.count) }
     }
 
     /// Bytes of every matrix a decoded token multiplies with (all but the embedding lookup).

@@ -2,6 +2,7 @@
 // penalty, top-k, top-p (Holtzman et al. 2019), min-p, then temperature and a seeded draw.
 // Temperature 0 is greedy.
 import Foundation
+import TailorKernels
 
 public struct SamplingParameters: Sendable, Equatable {
     public var temperature: Float = 0.8
@@ -67,9 +68,7 @@ public struct Sampler {
     }
 
     func argmax(_ l: [Float]) -> Int {
-        var best = 0
-        for i in 1..<l.count where l[i] > l[best] { best = i }
-        return best
+        l.withUnsafeBufferPointer { VectorMath.argmax($0.baseAddress!, $0.count) }
     }
 
     func softmax(_ x: [Float]) -> [Float] {

@@ -14,6 +14,26 @@ import Testing
         print("vector GELU vs erf reference: max error \(worst)")
         #expect(worst < 1e-6)
     }
+
+    /// The first index of the maximum, as the scalar loop finds it: random lengths (tails past the
+    /// last 16), ties (the first wins), the maximum in the tail, NaNs, all −∞.
+    @Test func argmaxEqualsTheScalarLoop() {
+        func scalar(_ x: [Float]) -> Int {
+            var b = 0
+            for i in 1..<x.count where x[i] > x[b] || (x[b].isNaN && !x[i].isNaN) { b = i }
+            return b
+        }
+        var rng = SplitMix64Test(seed: 5)
+        var cases: [[Float]] = (1..<70).map { n in (0..<n).map { _ in Float(Int(rng.next() % 41) - 20) } }
+        cases.append((0..<49152).map { i in i == 40000 || i == 45000 ? 9 : Float(i % 7) })
+        cases.append((0..<35).map { i in i == 33 ? 5 : 1 })
+        cases.append([.nan, 1, 3, .nan, 3, 2])
+        cases.append([Float](repeating: -.infinity, count: 20))
+        for x in cases {
+            let got = x.withUnsafeBufferPointer { VectorMath.argmax($0.baseAddress!, $0.count) }
+            #expect(got == scalar(x), "argmax of \(x.count) values: \(got), expected \(scalar(x))")
+        }
+    }
 }
 
 @Suite struct SwiGLUTests {
