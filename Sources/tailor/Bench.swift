@@ -60,16 +60,29 @@ struct BenchModel: AsyncParsableCommand {
 }
 
 struct BenchMemory: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "memory", abstract: "Measure memory read bandwidth.")
+    static let configuration = CommandConfiguration(commandName: "memory", abstract: "Measure memory read bandwidth.",
+        discussion: """
+        Sums a buffer of --mib MiB, split across the threads, and reports the median pass. The default \
+        1 GiB is far larger than any cache: the DRAM bandwidth, the limit for decoding a model that does \
+        not fit in the caches. A smaller buffer (e.g. a model's size) shows how much a large L3 serves.
+        """)
     @Option(name: [.short, .long], help: "Threads.") var threads: Int = ThreadPool.availableCores
+    @Option(help: "Buffer size in MiB.") var mib: Int = 1024
     @Flag(help: "Print JSON.") var json = false
 
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard (1...65536).contains(mib) else { throw ValidationError("--mib must be from 1 to 65536 (got \(mib))") }
+    }
+
     func run() async throws {
-        let (median, samples) = MemoryBandwidth.measure(pool: ThreadPool(threads: threads))
+        // At least ~7 GiB read in all, so small buffers still time a long enough run.
+        let passes = min(1000, max(7, 7 * 1024 / mib))
+        let (median, samples) = MemoryBandwidth.measure(bytes: mib << 20, repetitions: passes, pool: ThreadPool(threads: threads))
         if json {
-            print("{\"read_gbps\": \(median / 1e9), \"samples_gbps\": [\(samples.map { String($0 / 1e9) }.joined(separator: ", "))], \"threads\": \(threads)}")
+            print("{\"read_gbps\": \(median / 1e9), \"samples_gbps\": [\(samples.map { String($0 / 1e9) }.joined(separator: ", "))], \"threads\": \(threads), \"mib\": \(mib)}")
         } else {
-            print(String(format: "memory read bandwidth: %.1f GB/s (median of %d passes over 1 GiB, %d threads)", median / 1e9, samples.count, threads))
+            print(String(format: "memory read bandwidth: %.1f GB/s (median of %d passes over %d MiB, %d threads)", median / 1e9, samples.count, mib, threads))
         }
     }
 }
