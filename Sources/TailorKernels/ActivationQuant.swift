@@ -37,6 +37,8 @@ public final class QuantizedActivations {
     public let qv: UnsafeMutablePointer<Int8>
     public let dsv: UnsafeMutablePointer<Float>
     public let negSumv: UnsafeMutablePointer<Int32>
+    /// [tokens × groups × 16]: d32 of block k of the group in lanes 4k…4k+3.
+    public let dv16: UnsafeMutablePointer<Float>
     // The 256-blocks again, in the order of the AVX-512 Q4_K kernel: `qKv` [tokens × n], each
     // super-block as the values of its sub-blocks 0, 2, 1, 3, 4, 6, 5, 7 (so the low nibbles of
     // a row's first 64 bytes meet their values in one register, the high nibbles in the next);
@@ -59,6 +61,8 @@ public final class QuantizedActivations {
         qv = .allocate(capacity: max(1, tokens * groups4 * 128))
         dsv = .allocate(capacity: max(1, tokens * groups4 * 8))
         negSumv = .allocate(capacity: max(1, tokens * groups4 * 16))
+        dv16 = .allocate(capacity: max(1, tokens * groups4 * 16))
+        dv16.initialize(repeating: 0, count: max(1, tokens * groups4 * 16))
         qKv = .allocate(capacity: max(1, tokens * n))
         bsum8K = .allocate(capacity: max(1, tokens * n / 32))
         qv.initialize(repeating: 0, count: max(1, tokens * groups4 * 128))
@@ -69,7 +73,7 @@ public final class QuantizedActivations {
     deinit {
         d32.deallocate(); s32.deallocate(); ds32.deallocate(); sum32.deallocate(); q32.deallocate()
         dK.deallocate(); qK.deallocate(); bsumsK.deallocate()
-        qv.deallocate(); dsv.deallocate(); negSumv.deallocate(); qKv.deallocate(); bsum8K.deallocate()
+        qv.deallocate(); dsv.deallocate(); negSumv.deallocate(); qKv.deallocate(); bsum8K.deallocate(); dv16.deallocate()
     }
 
     /// Quantizes x ([tokens × n]) into the block formats asked for.
@@ -122,6 +126,7 @@ public final class QuantizedActivations {
             dst.storeBytes(of: src.loadUnaligned(fromByteOffset: 16, as: SIMD16<Int8>.self), toByteOffset: 64, as: SIMD16<Int8>.self)
             dsv[(t * groups4 + g) * 8 + k] = d32[blk]
             dsv[(t * groups4 + g) * 8 + 4 + k] = s32[blk]
+            for l in 0..<4 { dv16[(t * groups4 + g) * 16 + 4 * k + l] = d32[blk] }
             negSumv[(t * groups4 + g) * 16 + 4 * k] = -sum32[blk]
         }
     }
