@@ -2,7 +2,7 @@
 // following the block math of ggml's vec_dot_q4_0_q8_0, q4_1_q8_1, q5_0_q8_0, q8_0_q8_0,
 // q4_K_q8_K and q6_K_q8_K. Each has a scalar reference (kept forever, and what SIMD is tested
 // against) and an AVX2 kernel (maddubs: u8×s8 pairs summed to i16, madd to i32); Q4_0, Q4_1,
-// Q5_0 and Q8_0 also an AVX-512 VNNI one (Q8Dot+AVX512.swift), used where the build has it.
+// Q5_0, Q8_0 and Q4_K also an AVX-512 VNNI one (Q8Dot+AVX512.swift), used where the build has it.
 
 public enum Q8Dot {
     /// Weight types with an integer kernel.
