@@ -112,30 +112,39 @@ enum AVX512Q8 {
     }
 
     static func q4_0x2(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> (Float, Float) {
+        let dsv = a.dsv + t * a.groups4 * 8
+        return offsetRows(r0, r1, a, t, blockBytes: 18, offsetShift: 3) { p, count, xl, xh, g, start, acc in
+            let dx = _mm_loadu_ps(dsv + 8 &* g)
+            if count == 4 {
+                // The last 8 of the 72 bytes as one plain 64-bit load.
+                q4_0Group(load64(p), _mm512_castsi128_si512(_mm_loadl_epi64((p + 64).assumingMemoryBound(to: __m128i.self))), xl, xh, dx, start, &acc)
+            } else {
+                let (a, b) = blocks(p, 18 &* count)
+                q4_0Group(a, b, xl, xh, dx, start, &acc)
+            }
+        }
+    }
+
+    /// The loop Q4_0 and Q5_0 share, over the groups of four blocks of two rows: the group's
+    /// activations, its offset (8 or 16 × Σx: −Σx shifted left by `offsetShift`) as the first
+    /// vpdpbusd's start, the prefetch, and `group(row bytes, blocks in the group (4, or fewer in
+    /// a partial last group), xl, xh, group index, start, &acc)` for each row.
+    @inline(__always) static func offsetRows(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int,
+                                             blockBytes: Int, offsetShift: UInt32,
+                                             _ group: (UnsafeRawPointer, Int, __m512i, __m512i, Int, __m512i, inout __m512) -> Void) -> (Float, Float) {
         let nb = a.n / 32, G = a.groups4
-        let qv = UnsafeRawPointer(a.qv + t * G * 128), dsv = a.dsv + t * G * 8, ns = UnsafeRawPointer(a.negSumv + t * G * 16)
+        let qv = UnsafeRawPointer(a.qv + t * G * 128), ns = UnsafeRawPointer(a.negSumv + t * G * 16)
         var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps()
-        let full = nb / 4
         let (_, intoL1, ahead) = MatMul.prefetch
         for g in 0..<G {
             let x = qv + 128 &* g
-            let xl = load64(x), xh = load64(x + 64), dx = _mm_loadu_ps(dsv + 8 &* g)
-            let start = _mm512_slli_epi32(load64(ns + 64 &* g), 3)
-            let p0 = r0 + 72 &* g, p1 = r1 + 72 &* g
+            let xl = load64(x), xh = load64(x + 64)
+            let start = _mm512_slli_epi32(load64(ns + 64 &* g), offsetShift)
+            let p0 = r0 + 4 &* blockBytes &* g, p1 = r1 + 4 &* blockBytes &* g
             prefetch2(p0, ahead, intoL1); prefetch2(p1, ahead, intoL1)
-            if g < full {
-                // The last 8 of the 72 bytes as one plain 64-bit load.
-                @inline(__always) func tail(_ p: UnsafeRawPointer) -> __m512i {
-                    _mm512_castsi128_si512(_mm_loadl_epi64((p + 64).assumingMemoryBound(to: __m128i.self)))
-                }
-                q4_0Group(load64(p0), tail(p0), xl, xh, dx, start, &acc0)
-                q4_0Group(load64(p1), tail(p1), xl, xh, dx, start, &acc1)
-            } else {
-                let bytes = 18 &* (nb - 4 * g)
-                let (a0, b0) = blocks(p0, bytes), (a1, b1) = blocks(p1, bytes)
-                q4_0Group(a0, b0, xl, xh, dx, start, &acc0)
-                q4_0Group(a1, b1, xl, xh, dx, start, &acc1)
-            }
+            let count = min(4, nb &- 4 &* g)
+            group(p0, count, xl, xh, g, start, &acc0)
+            group(p1, count, xl, xh, g, start, &acc1)
         }
         return (hsum(acc0), hsum(acc1))
     }
@@ -175,27 +184,11 @@ enum AVX512Q8 {
     }
 
     static func q5_0x2(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int) -> (Float, Float) {
-        let nb = a.n / 32, G = a.groups4
-        let qv = UnsafeRawPointer(a.qv + t * G * 128), dv = a.dv16 + t * G * 16, ns = UnsafeRawPointer(a.negSumv + t * G * 16)
-        var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps()
-        let full = nb / 4
-        let (_, intoL1, ahead) = MatMul.prefetch
-        for g in 0..<G {
-            let x = qv + 128 &* g
-            let xl = load64(x), xh = load64(x + 64), dx16 = _mm512_loadu_ps(dv + 16 &* g)
-            let start = _mm512_slli_epi32(load64(ns + 64 &* g), 4)
-            let p0 = r0 + 88 &* g, p1 = r1 + 88 &* g
-            prefetch2(p0, ahead, intoL1); prefetch2(p1, ahead, intoL1)
-            if g < full {
-                q5_0Group(p0, count: 4, xl, xh, dx16, start, &acc0)
-                q5_0Group(p1, count: 4, xl, xh, dx16, start, &acc1)
-            } else {
-                let count = nb - 4 * g
-                q5_0Group(p0, count: count, xl, xh, dx16, start, &acc0)
-                q5_0Group(p1, count: count, xl, xh, dx16, start, &acc1)
-            }
+        let dv = a.dv16 + t * a.groups4 * 16
+        return offsetRows(r0, r1, a, t, blockBytes: 22, offsetShift: 4) { p, count, xl, xh, g, start, acc in
+            let dx16 = _mm512_loadu_ps(dv + 16 &* g)
+            if count == 4 { q5_0Group(p, count: 4, xl, xh, dx16, start, &acc) } else { q5_0Group(p, count: count, xl, xh, dx16, start, &acc) }
         }
-        return (hsum(acc0), hsum(acc1))
     }
 
     // MARK: Q8_0 (34 bytes: d, 32 signed bytes), two blocks per register. vpdpbusd multiplies

@@ -50,6 +50,17 @@ import Testing
         #expect(reps.err.contains("-r must be at least 1"), "\(reps.err)")
     }
 
+    @Test func benchMemoryTakesABufferSize() throws {
+        let r = try tailor(["bench", "memory", "--mib", "16", "-t", "1", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let j = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+        #expect(j["mib"] as? Int == 16)
+        #expect((j["read_gbps"] as? Double ?? 0) > 0)
+        let bad = try tailor(["bench", "memory", "--mib", "0"])
+        #expect(bad.status != 0)
+        #expect(bad.err.contains("--mib must be from 1 to 65536 (got 0)"), "\(bad.err)")
+    }
+
     @Test func generateContinuesThePrompt() throws {
         let r = try tailor(["generate", "-p", "The capital of France is", "-n", "6", "--temp", "0"])
         #expect(r.status == 0, "\(r.err)")
