@@ -136,15 +136,16 @@ struct SplitMix64Test {
 @Suite struct Q8PairTests {
     /// Rows of 1…9 blocks: every partial last group of the four-block (and two-block Q8_0)
     /// kernels, for one row and for two, against the reference; a second token checks that a
-    /// row's padding never picks up the next token's activations.
-    @Test(arguments: [GGMLType.q4_1, .q8_0, .q4_0, .q5_0])
+    /// row's padding never picks up the next token's activations. Q4_K: 1…6 super-blocks.
+    @Test(arguments: [GGMLType.q4_1, .q8_0, .q4_0, .q5_0, .q4_K])
     func everyBlockCountEqualsReference(_ type: GGMLType) {
         var rng = SplitMix64Test(seed: 23)
-        for blocks in 1...9 {
-            let n = 32 * blocks
+        let superBlocks = Q8Dot.uses256(type)
+        for blocks in 1...(superBlocks ? 6 : 9) {
+            let n = type.blockSize * blocks
             let x = (0..<(2 * n)).map { _ in Float(Int(rng.next() % 20001) - 10000) / 3000 }
             let acts = QuantizedActivations(n: n, tokens: 2)
-            x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, blocks32: true, blocks256: false) }
+            x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, blocks32: !superBlocks, blocks256: superBlocks) }
             let rows = Q8DotTests.randomRow(type, n: 2 * n, rng: &rng)
             rows.withUnsafeBytes { r in
                 let r0 = r.baseAddress!, r1 = r.baseAddress! + blocks * type.blockBytes
@@ -161,35 +162,6 @@ struct SplitMix64Test {
                     #expect(abs(b - rb) <= scale(r1, t), "\(type) \(blocks) blocks, token \(t): \(b) vs \(rb)")
                     let one = Q8Dot.dot(type, r1, acts, token: t)
                     #expect(abs(one - rb) <= scale(r1, t), "\(type) \(blocks) blocks, one row: \(one) vs \(rb)")
-                }
-            }
-        }
-    }
-
-    /// Q4_K rows of 1…6 super-blocks, two tokens, one row and two, against the reference.
-    @Test func q4_KEveryBlockCountEqualsReference() {
-        var rng = SplitMix64Test(seed: 29)
-        for blocks in 1...6 {
-            let n = 256 * blocks
-            let x = (0..<(2 * n)).map { _ in Float(Int(rng.next() % 20001) - 10000) / 3000 }
-            let acts = QuantizedActivations(n: n, tokens: 2)
-            x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, blocks32: false, blocks256: true) }
-            let rows = Q8DotTests.randomRow(.q4_K, n: 2 * n, rng: &rng)
-            rows.withUnsafeBytes { r in
-                let r0 = r.baseAddress!, r1 = r.baseAddress! + blocks * 144
-                // Float sums in another order: within 1e-4 of Σ|w·x| (at least 1).
-                func scale(_ row: UnsafeRawPointer, _ t: Int) -> Float {
-                    var w = [Float](repeating: 0, count: n)
-                    w.withUnsafeMutableBufferPointer { QuantReference.dequantize(.q4_K, row, $0.baseAddress!, count: n) }
-                    return 1e-4 * max(1, (0..<n).reduce(Float(0)) { $0 + abs(w[$1] * x[t * n + $1]) })
-                }
-                for t in 0..<2 {
-                    let (a, b) = Q8Dot.dot2(.q4_K, r0, r1, acts, token: t)
-                    let ra = Q8Dot.reference(.q4_K, r0, acts, token: t), rb = Q8Dot.reference(.q4_K, r1, acts, token: t)
-                    #expect(abs(a - ra) <= scale(r0, t), "\(blocks) super-blocks, token \(t): \(a) vs \(ra)")
-                    #expect(abs(b - rb) <= scale(r1, t), "\(blocks) super-blocks, token \(t): \(b) vs \(rb)")
-                    let one = Q8Dot.dot(.q4_K, r1, acts, token: t)
-                    #expect(abs(one - rb) <= scale(r1, t), "\(blocks) super-blocks, one row: \(one) vs \(rb)")
                 }
             }
         }
