@@ -162,13 +162,14 @@ public enum MatMul {
                         let endp = w.row(w.rows)
                         let burst = !Q8Dot.prefetchesItself(w.type)
                         while row < stop - base {
-                            let ahead = w.row(row) + distance
-                            var off = 0
-                            if !burst {
-                            } else if intoL1 {
-                                while off < 2 * w.rowBytes, ahead + off < endp { tailor_prefetch_l1(ahead + off); off += 64 }
-                            } else {
-                                while off < 2 * w.rowBytes, ahead + off < endp { tailor_prefetch(ahead + off); off += 64 }
+                            if burst {
+                                let ahead = w.row(row) + distance
+                                var off = 0
+                                if intoL1 {
+                                    while off < 2 * w.rowBytes, ahead + off < endp { tailor_prefetch_l1(ahead + off); off += 64 }
+                                } else {
+                                    while off < 2 * w.rowBytes, ahead + off < endp { tailor_prefetch(ahead + off); off += 64 }
+                                }
                             }
                             let pair = row + 1 < stop - base
                             body(w, y, row, pair, thread)
