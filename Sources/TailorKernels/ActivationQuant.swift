@@ -37,7 +37,9 @@ public final class QuantizedActivations {
     public let qv: UnsafeMutablePointer<Int8>
     public let dsv: UnsafeMutablePointer<Float>
     public let negSumv: UnsafeMutablePointer<Int32>
-    /// [tokens × groups × 16]: d32 of block k of the group in lanes 4k…4k+3.
+    /// [tokens × groups × 16]: d32 of block k of the group in lanes 4k…4k+3 — the four scales of
+    /// `dsv` already spread over their blocks' sums, so the Q5_0 kernel multiplies them in with
+    /// no permute per row.
     public let dv16: UnsafeMutablePointer<Float>
     // The 256-blocks again, in the order of the AVX-512 Q4_K kernel: `qKv` [tokens × n], each
     // super-block as the values of its sub-blocks 0, 2, 1, 3, 4, 6, 5, 7 (so the low nibbles of

@@ -60,7 +60,7 @@ public enum VectorMath {
         var best = -Float.infinity
         for k in 0..<16 where m[k] > best { best = m[k] }
         while i < n { if x[i] > best { best = x[i] }; i += 1 }
-        if best.isNaN || best == -.infinity {
+        if best == -.infinity {   // every value −∞ or NaN: the scalar rule
             var b = 0
             for k in 1..<n where x[k] > x[b] { b = k }
             return b
