@@ -203,7 +203,6 @@ public final class Comparison {
         MemoryPeak.reset()
         let s = try trainer.run { report(.training($0)) }
         if shouldStop() { throw CancellationError() }
-        (lm.model as? LlamaModel)?.adapter = nil
         if s.resumedFrom == nil || costs.trainingSeconds == nil {
             costs.trainingSeconds = s.seconds
             costs.trainingPeakBytes = MemoryPeak.bytes()

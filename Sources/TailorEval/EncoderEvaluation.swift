@@ -1,8 +1,8 @@
 // Measurements for encoder fine-tuning:
 //   ClassifierEvaluation — a tuned classifier against zero-shot and linear-probe baselines on the
 //     same encoder and test items, with bootstrap intervals and paired tests;
-//   RetrievalScore — nDCG@10 of an embedding model on a BEIR-layout folder (documents embedded as
-//     "title text", exact cosine search, as sentence-transformers' evaluation does);
+//   RetrievalScore — nDCG@10 of an embedding model on a BEIR-layout folder, measured by the same
+//     RetrievalEvaluator as `tailor eval retrieval` (vector mode);
 //   PairGenerator — (query, passage) pairs from a collection or corpus for retriever training when
 //     the user has none: titles as queries of their text, and the inverse cloze task (a sentence
 //     as the query of the passage it came from, with the sentence removed).
@@ -93,35 +93,15 @@ public struct RetrievalScore: Sendable {
     public var recall10: Double
     public var queries: Int
 
-    /// nDCG@10 and Recall@10 of `model` on `beir` (corpus.jsonl, queries.jsonl, qrels/test.tsv).
-    public static func measure(beir: String, model: String, threads: Int, progress: (String) -> Void = { _ in }) throws -> RetrievalScore {
-        let qs = try RetrievalEvaluation.loadQueries(beir + "/queries.jsonl")
-        let qrels = try RetrievalEvaluation.loadQrels(beir + "/qrels/test.tsv")
-        let judged = qs.filter { qrels[$0.id] != nil }
-        let docs = try PairGenerator.passages(corpus: beir + "/corpus.jsonl")
-        let emb = try SentenceEmbedder(model, threads: threads)
-        var docVectors: [Float] = []
-        let H = emb.dimension
-        for start in stride(from: 0, to: docs.count, by: 256) {
-            let part = docs[start..<min(docs.count, start + 256)]
-            for v in try emb.embed(part.map { [$0.title, $0.text].compactMap { $0 }.joined(separator: " ") }) { docVectors += VectorMatrix.normalized(v) }
-            progress("embedding the corpus: \(min(docs.count, start + 256))/\(docs.count)")
-        }
-        let qv = try emb.embed(judged.map(\.text)).map(VectorMatrix.normalized)
-        var metrics: [RetrievalMetrics] = []
-        for (q, v) in zip(judged, qv) {
-            var scores = [(Float, Int)]()
-            scores.reserveCapacity(docs.count)
-            for d in 0..<docs.count {
-                var s: Float = 0
-                for j in 0..<H { s += v[j] * docVectors[d * H + j] }
-                scores.append((s, d))
-            }
-            let top = scores.sorted { $0.0 > $1.0 }.prefix(100).map { docs[$0.1].key }
-            metrics.append(RetrievalEvaluation.score(ranked: top, relevant: qrels[q.id]!))
-        }
-        let m = RetrievalEvaluation.mean(metrics)
-        return RetrievalScore(ndcg10: m.ndcg10, recall10: m.recall10, queries: judged.count)
+    /// nDCG@10 and Recall@10 of `model` on `beir` (corpus.jsonl, queries.jsonl, qrels/test.tsv):
+    /// vector retrieval through `RetrievalEvaluator`, the numbers `tailor eval retrieval` gives.
+    public static func measure(beir: String, model: String, threads: Int, progress: @escaping (String) -> Void = { _ in }) throws -> RetrievalScore {
+        var e = RetrievalEvaluator(beir: beir)
+        e.embedder = model
+        e.modes = [.vector]
+        e.threads = threads
+        let m = try e.run(progress: progress).modes[0].metrics
+        return RetrievalScore(ndcg10: m.ndcg10, recall10: m.recall10, queries: m.queries)
     }
 }
 
@@ -202,7 +182,7 @@ public enum PairGenerator {
             let ask = "\(text)\n\nWrite a question about the text above."
             let ids = model.encodeChat(try model.chatTemplate.render([.user(ask)], addGenerationPrompt: true))
             let r = try model.generator().generate(prompt: ids, maxTokens: 40, sampling: .greedy, stop: ["\n"],
-                                                   cache: model.model.makeCache(maxTokens: ids.count + 41))
+                                                   cache: model.makeCache(maxTokens: ids.count + 41))
             let q = r.text.trimmingCharacters(in: .whitespacesAndNewlines)
             if q.hasSuffix("?"), q.split(separator: " ").count >= 4 { out.append(TextPair(query: q, passage: p.text)) }
             progress(i + 1, chosen.count)

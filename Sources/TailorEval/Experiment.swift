@@ -69,8 +69,6 @@ public final class Experiment {
         self.adapter = adapter
         self.options = options
         self.cacheDirectory = cacheDirectory
-        engine?.passages = options.ragPassages
-        engine?.sampling = .greedy
     }
 
     /// The systems this experiment can run: retrieval needs a collection, tuned ones an adapter.
@@ -116,17 +114,12 @@ public final class Experiment {
             out[s] = results
             if shouldStop() { break }
         }
-        setAdapter(nil)
         return out
-    }
-
-    func setAdapter(_ a: LoRAAdapter?) {
-        (model.model as? LlamaModel)?.adapter = a
     }
 
     /// One system on one item.
     public func run(_ s: SystemKind, _ item: EvalItem) throws -> ItemResult {
-        setAdapter(s.usesAdapter ? adapter : nil)
+        let adapters = s.usesAdapter ? adapter.map { [AdapterUse($0, name: "tuned")] } ?? [] : []
         let maxTokens = options.maxTokens[item.kind] ?? 64
         let text: String
         var latency = 0.0, ttft = 0.0, tps = 0.0, generated = 0
@@ -138,8 +131,12 @@ public final class Experiment {
             latency = Date().timeIntervalSince(start) * 1000
             ttft = latency
         } else if s.usesRetrieval, let engine {
-            engine.answerTokens = maxTokens
-            let a = try engine.ask(prompt(item))
+            var settings = engine.defaults
+            settings.passages = options.ragPassages
+            settings.sampling = .greedy
+            settings.answerTokens = maxTokens
+            settings.adapters = adapters
+            let a = try engine.ask(prompt(item), settings: settings)
             text = a.text
             latency = a.timings.totalMs
             ttft = a.timings.timeToFirstTokenMs + a.timings.retrievalMs + a.timings.rerankMs
@@ -153,9 +150,9 @@ public final class Experiment {
         } else {
             let start = Date()
             let ids = model.encodeChat(try model.chatTemplate.render([.user(prompt(item))], addGenerationPrompt: true))
-            let r = try model.generator().generate(prompt: ids, maxTokens: maxTokens, sampling: .greedy,
+            let r = try model.generator(adapters: adapters).generate(prompt: ids, maxTokens: maxTokens, sampling: .greedy,
                                                    stop: item.kind == .classification ? ["\n"] : [],
-                                                   cache: model.model.makeCache(maxTokens: ids.count + maxTokens + 1))
+                                                   cache: model.makeCache(maxTokens: ids.count + maxTokens + 1))
             text = r.text.trimmingCharacters(in: .whitespacesAndNewlines)
             latency = Date().timeIntervalSince(start) * 1000
             ttft = r.prefillSeconds * 1000

@@ -34,7 +34,7 @@ public struct LabelClassifier {
         var p = SamplingParameters()
         p.temperature = 0
         let r = try model.generator().generate(prompt: ids, maxTokens: maxTokens, sampling: p, stop: ["\n"],
-                                               cache: model.model.makeCache(maxTokens: ids.count + maxTokens + 1)) { _ in true }
+                                               cache: model.makeCache(maxTokens: ids.count + maxTokens + 1)) { _ in true }
         return Prediction(label: LabelClassifier.match(r.text, labels: labels), answer: r.text, seconds: Date().timeIntervalSince(start))
     }
 

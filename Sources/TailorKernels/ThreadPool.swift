@@ -2,6 +2,14 @@
 // model runs ~150 parallel operations per token, so dispatch must cost about a microsecond:
 // workers spin on an atomic epoch between operations (as llama.cpp's threadpool does), and only
 // sleep on a condition variable after a while without work.
+//
+// One pool per process is the compute scheduler (`ThreadPool.shared`): the decoder, the embedder,
+// the reranker and the trainer all run their parallel operations on it, so they never compete with
+// spinning threads of their own. Callers on different threads take turns, one parallel operation
+// at a time, first come first served: a long job (an embedding batch, a prefill) holds the cores
+// for one operation, then the next caller in line (a decoding step) gets them. A caller that needs
+// several operations back to back with state between them (quantized activations, then the
+// products that read them) holds its turn across them with `withTurn`.
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -9,8 +17,39 @@ import Glibc
 import Synchronization
 import CBLAS
 
+// @unchecked Sendable: the fields a parallel operation sets (`job`, `chunkCount`, the range
+// cursors, the activation buffers) are written only by the thread that holds the turn, and read
+// by the workers between the epoch's release and `pending`'s acquire; the turn queue is guarded
+// by `turnLock`, everything else is atomic.
 public final class ThreadPool: @unchecked Sendable {
     public let threads: Int
+
+    /// The process's compute scheduler for `threads` threads (default: every core): created on
+    /// first use, then shared by every model and job that asks for that many threads.
+    public static func shared(threads: Int = availableCores) -> ThreadPool {
+        let n = max(1, threads)
+        return sharedPools.withLock { pools in
+            if let p = pools[n] { return p }
+            let p = ThreadPool(threads: n)
+            pools[n] = p
+            return p
+        }
+    }
+    private static let sharedPools = Mutex<[Int: ThreadPool]>([:])
+
+    // Turns: a ticket queue (first come, first served) of the threads that want the pool.
+    private let turnLock = NSCondition()
+    private var nextTicket = 0          // guarded by turnLock
+    private var serving = 0             // guarded by turnLock
+    /// The thread holding the turn (pthread_self as an integer; 0 when free), and how many nested
+    /// `withTurn` calls it is in (touched only by that thread).
+    private let owner = Atomic<UInt>(0)
+    private var turnDepth = 0
+    /// Whether the turn's holder is running chunks of an operation (a nested operation then runs
+    /// inline on the calling thread).
+    private var inOperation = false
+    /// The workers' thread ids, so that an operation started from inside a chunk runs inline.
+    private let workerIDs = Mutex<[UInt]>([])
 
     private let epoch = Atomic<Int>(0)
     private let nextChunk = Atomic<Int>(0)
@@ -37,7 +76,10 @@ public final class ThreadPool: @unchecked Sendable {
         running.store(self.threads - 1, ordering: .relaxed)
         ranges = RangeCursors(self.threads)
         for i in 1..<self.threads {
-            let t = Thread { [unowned(unsafe) self] in self.workerLoop(index: i) }
+            let t = Thread { [unowned(unsafe) self] in
+                self.workerIDs.withLock { $0.append(ThreadPool.currentThreadID) }
+                self.workerLoop(index: i)
+            }
             t.name = "tailor-worker-\(i)"
             t.stackSize = 1 << 20
             workers.append(t)
@@ -84,8 +126,46 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
+    @inline(__always) static var currentThreadID: UInt { UInt(pthread_self()) }
+
+    /// Runs `body` holding the pool: no other thread's operation runs on it until `body` returns
+    /// (the caller's own operations inside do). Threads wanting the pool are served in the order
+    /// they asked. Nested calls on the holding thread just run `body`.
+    public func withTurn<R>(_ body: () throws -> R) rethrows -> R {
+        let me = ThreadPool.currentThreadID
+        if owner.load(ordering: .acquiring) == me {
+            turnDepth += 1
+            defer { turnDepth -= 1 }
+            return try body()
+        }
+        turnLock.lock()
+        let ticket = nextTicket
+        nextTicket += 1
+        while serving != ticket { turnLock.wait() }
+        turnLock.unlock()
+        owner.store(me, ordering: .releasing)
+        turnDepth = 1
+        defer {
+            turnDepth = 0
+            owner.store(0, ordering: .releasing)
+            turnLock.lock()
+            serving += 1
+            if nextTicket != serving { turnLock.broadcast() }
+            turnLock.unlock()
+        }
+        return try body()
+    }
+
+    /// Whether the calling thread is inside one of this pool's operations (a chunk on a worker,
+    /// or the holder running chunks): a nested operation then runs inline.
+    private var callerIsInsideOperation: Bool {
+        let me = ThreadPool.currentThreadID
+        if owner.load(ordering: .acquiring) == me { return inOperation }
+        return threads > 1 && workerIDs.withLock { $0.contains(me) }
+    }
+
     /// Runs `body(range)` over `0..<count` split into chunks of at least `minChunk`, in parallel,
-    /// and returns when all are done. Not reentrant: call it from one thread at a time.
+    /// and returns when all are done. Safe from any thread: callers take turns.
     public func parallelFor(_ count: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
         let chunks = min(threads, max(1, count / max(1, minChunk)))
@@ -108,6 +188,13 @@ public final class ThreadPool: @unchecked Sendable {
     /// chunk; `thread` (0 for the caller, 1… for the workers) names per-thread scratch.
     public func dispatch(_ chunks: Int, _ body: (_ chunk: Int, _ thread: Int) -> Void) {
         guard chunks > 1, threads > 1 else { for c in 0..<chunks { body(c, 0) }; return }
+        if callerIsInsideOperation { for c in 0..<chunks { body(c, 0) }; return }
+        withTurn { run(chunks, body) }
+    }
+
+    private func run(_ chunks: Int, _ body: (_ chunk: Int, _ thread: Int) -> Void) {
+        inOperation = true
+        defer { inOperation = false }
         withoutActuallyEscaping(body) { body in
             job = body
             chunkCount = chunks
@@ -142,28 +229,36 @@ public final class ThreadPool: @unchecked Sendable {
             for c in 0..<totalChunks { body((c * chunk)..<min(count, (c + 1) * chunk), 0) }
             return
         }
-        let perPart = (totalChunks + parts - 1) / parts        // chunks per range
-        for p in 0..<parts {
-            let first = min(totalChunks, p * perPart), last = min(totalChunks, first + perPart)
-            ranges.reset(p, front: first, back: last)
+        if callerIsInsideOperation {
+            for c in 0..<totalChunks { body((c * chunk)..<min(count, (c + 1) * chunk), 0) }
+            return
         }
-        let cursors = ranges
-        dispatch(parts) { own, thread in
-            while let c = cursors.takeFront(own) { body((c * chunk)..<min(count, (c + 1) * chunk), thread) }
-            for step in 1..<parts {
-                let other = (own + step) % parts
-                while let c = cursors.takeBack(other) { body((c * chunk)..<min(count, (c + 1) * chunk), thread) }
+        withTurn {
+            let perPart = (totalChunks + parts - 1) / parts        // chunks per range
+            for p in 0..<parts {
+                let first = min(totalChunks, p * perPart), last = min(totalChunks, first + perPart)
+                ranges.reset(p, front: first, back: last)
+            }
+            let cursors = ranges
+            run(parts) { own, thread in
+                while let c = cursors.takeFront(own) { body((c * chunk)..<min(count, (c + 1) * chunk), thread) }
+                for step in 1..<parts {
+                    let other = (own + step) % parts
+                    while let c = cursors.takeBack(other) { body((c * chunk)..<min(count, (c + 1) * chunk), thread) }
+                }
             }
         }
     }
 
-    /// Buffers for decoding's quantized activations, kept between calls (a pool runs one forward
-    /// pass at a time): a fresh set per product cost eight allocations each time.
+    /// Buffers for decoding's quantized activations, kept between calls: a fresh set per product
+    /// cost eight allocations each time. Touched only by the thread holding the turn.
     private var activationBuffers: [QuantizedActivations] = []
 
     /// Quantized-activation buffers for `tokens` rows of width `n`, reused from earlier calls.
-    /// Valid until the next call with other dimensions evicts them (it keeps the last eight).
+    /// Call it holding the turn (`withTurn`), and use the buffers before giving the turn up: the
+    /// next holder may reuse them (the pool keeps the last eight shapes).
     func activations(n: Int, tokens: Int) -> QuantizedActivations {
+        precondition(owner.load(ordering: .relaxed) == ThreadPool.currentThreadID, "activations(n:tokens:) outside withTurn")
         if let a = activationBuffers.first(where: { $0.n == n && $0.tokens == tokens }) { return a }
         let a = QuantizedActivations(n: n, tokens: tokens)
         if activationBuffers.count == 8 { activationBuffers.removeFirst() }

@@ -65,20 +65,26 @@ public enum MatMul {
     /// y[t, o] = Σ_i x[t, i] · W[o, i].  x: [tokens × W.cols], y: [tokens × W.rows].
     /// With `accumulate`, y[t, o] += the sum instead (a residual added in place: no separate
     /// zeroing of y and no pass to add it).
+    /// With `rowByRow`, every token goes through the matrix-vector kernels whatever their number,
+    /// so each output is computed exactly as for that token alone (batched decoding: every
+    /// sequence gets what it would get by itself).
     public static func forward(_ x: UnsafePointer<Float>, _ w: WeightMatrix, _ y: UnsafeMutablePointer<Float>,
-                               tokens: Int, pool: ThreadPool, precision: Precision = .exact, accumulate: Bool = false) {
-        forward(x, [(w, y)], tokens: tokens, pool: pool, precision: precision, accumulate: accumulate)
+                               tokens: Int, pool: ThreadPool, precision: Precision = .exact, accumulate: Bool = false,
+                               rowByRow: Bool = false) {
+        forward(x, [(w, y)], tokens: tokens, pool: pool, precision: precision, accumulate: accumulate, rowByRow: rowByRow)
     }
 
     /// Several products of the same input in one parallel dispatch (Q, K and V; gate and up).
     public static func forward(_ x: UnsafePointer<Float>, _ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)],
-                               tokens: Int, pool: ThreadPool, precision: Precision = .exact, accumulate: Bool = false) {
+                               tokens: Int, pool: ThreadPool, precision: Precision = .exact, accumulate: Bool = false,
+                               rowByRow: Bool = false) {
         guard let cols = outputs.first?.0.cols, tokens > 0 else { return }
         precondition(outputs.allSatisfy { $0.0.cols == cols })
-        if tokens <= vectorLimit, precision == .fast, outputs.allSatisfy({ Q8Dot.supports($0.0.type) }),
+        let vector = rowByRow || tokens <= vectorLimit
+        if vector, precision == .fast, outputs.allSatisfy({ Q8Dot.supports($0.0.type) }),
            cols % 32 == 0, !outputs.contains(where: { Q8Dot.uses256($0.0.type) && cols % 256 != 0 }) {
             matvecInt8(x, outputs, cols: cols, tokens: tokens, pool: pool, accumulate: accumulate)
-        } else if tokens <= vectorLimit {
+        } else if vector {
             matvec(x, outputs, cols: cols, tokens: tokens, pool: pool, accumulate: accumulate)
         } else {
             gemm(x, outputs, cols: cols, tokens: tokens, pool: pool, accumulate: accumulate)
@@ -109,6 +115,8 @@ public enum MatMul {
     /// Decoding with 8-bit activations: quantize x once, then integer dot products per row.
     static func matvecInt8(_ x: UnsafePointer<Float>, _ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)],
                            cols: Int, tokens: Int, pool: ThreadPool, accumulate: Bool = false) {
+        // The buffers belong to whoever holds the pool: keep it from quantizing to the products.
+        pool.withTurn {
         let acts = pool.activations(n: cols, tokens: tokens)
         acts.quantize(x, blocks32: outputs.contains { !Q8Dot.uses256($0.0.type) }, blocks256: outputs.contains { Q8Dot.uses256($0.0.type) })
         forEachRowPair(outputs, pool: pool) { w, y, row, pair, _ in
@@ -122,6 +130,7 @@ public enum MatMul {
                     if accumulate { o[0] += a } else { o[0] = a }
                 }
             }
+        }
         }
     }
 

@@ -41,14 +41,14 @@ public enum DecoderBenchmark {
         var prefill: [Double] = [], decode: [Double] = []
         for rep in 0...repetitions {
             if p > 0 {
-                let cache = model.makeCache(maxTokens: p + 1)
+                let cache = lm.makeCache(maxTokens: p + 1)
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 _ = try model.forward(prompt, cache: cache, allLogits: false)
                 let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                 if rep > 0 { prefill.append(Double(p) / dt) }
             }
             if n > 0 {
-                let cache = model.makeCache(maxTokens: n + 1)
+                let cache = lm.makeCache(maxTokens: n + 1)
                 var tok = prompt[0]
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 for _ in 0..<n {

@@ -6,19 +6,38 @@ import TailorFormats
 import TailorKernels
 
 /// A decoder-only language model: tokens in, next-token logits out, with a KV cache.
-public protocol CausalLM: AnyObject {
+public protocol CausalLM: AnyObject, Sendable {
     var vocabularySize: Int { get }
     var contextLength: Int { get }
-    var pool: ThreadPool { get set }
-    var precision: Precision { get set }
-    func makeCache(maxTokens: Int?) -> KVCache
-    /// Runs `tokens` at positions cache.count…, appending to the cache; logits for every token
-    /// ([T × V]) when `allLogits`, else for the last ([V]).
-    func forward(_ tokens: [Int], cache: KVCache, allLogits: Bool) throws -> [Float]
+    /// The compute scheduler its operations run on (shared with every other model of the process).
+    var pool: ThreadPool { get }
+    /// Layers and key/value width of its cache.
+    var layerCount: Int { get }
+    var kvWidth: Int { get }
+    /// The projections' shapes for LoRA adapters, nil where the architecture takes none.
+    var adapterShapes: [LoRATarget: (inputs: Int, outputs: Int)]? { get }
+    /// One forward pass over several sessions at once: each step's tokens run at positions
+    /// session.cache.count… of its own cache, which they are appended to, with its own adapters;
+    /// the weights are read once for all. Returns, per step, logits for every token ([T × V])
+    /// when `allLogits`, else for the last one ([V]). The steps' sessions must be distinct and
+    /// of one precision.
+    func forward(_ steps: [DecoderStep]) throws -> [[Float]]
 }
 
 extension CausalLM {
-    public func forward(_ tokens: [Int], cache: KVCache) throws -> [Float] { try forward(tokens, cache: cache, allLogits: false) }
+    /// A cache of up to `maxTokens` positions (default: the context length): fp16 for .fast, fp32
+    /// for .exact.
+    public func makeCache(maxTokens: Int?, precision: Precision) -> KVCache {
+        KVCache(layers: layerCount, kvDim: kvWidth, maxTokens: min(maxTokens ?? contextLength, contextLength), half: precision == .fast)
+    }
+
+    /// Runs `tokens` at positions cache.count…, appending to the cache, in the cache's precision
+    /// (fp16 cache: .fast), with `adapters`; logits for every token ([T × V]) when `allLogits`,
+    /// else for the last ([V]).
+    public func forward(_ tokens: [Int], cache: KVCache, adapters: [AdapterUse] = [], allLogits: Bool = false) throws -> [Float] {
+        let session = DecoderSession(cache: cache, adapters: adapters)
+        return try forward([DecoderStep(session, tokens: tokens, allLogits: allLogits)])[0]
+    }
 }
 
 enum DecoderOps {
@@ -50,7 +69,7 @@ enum DecoderOps {
 
     /// cos and sin of position·θ_i for each position: [positions × (cos ×half, sin ×half)], so
     /// the layers of one forward pass share them.
-    static func ropeAngles(invFreq: [Float], positions: Range<Int>) -> [Float] {
+    static func ropeAngles<P: Collection<Int>>(invFreq: [Float], positions: P) -> [Float] {
         let half = invFreq.count
         var out = [Float](repeating: 0, count: positions.count * 2 * half)
         for (n, position) in positions.enumerated() {
@@ -93,45 +112,52 @@ enum DecoderOps {
                           kvHeads: kvHeads, headDim: D, scale: scale, window: window, pool: pool)
             return
         }
-        let group = H / kvHeads, KV = kvHeads * D, Q = H * D
-        let half = cache.isHalf
-        let kf = cache.keys[layer].assumingMemoryBound(to: Float.self), vf = cache.values[layer].assumingMemoryBound(to: Float.self)
-        let kh = cache.keys[layer].assumingMemoryBound(to: UInt16.self), vh = cache.values[layer].assumingMemoryBound(to: UInt16.self)
         pool.dispatch(T * H) { job in
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: start + T + D)
-            defer { scores.deallocate() }
-            let qr = scores + start + T  // this head's query, fp16-rounded when the cache is fp16
-            let t = job / H, h = job % H, kvh = h / group
-            let pos = start + t
-            let first = window.map { max(0, pos - $0 + 1) } ?? 0
-            let qh = q + t * Q + h * D
-            qr.update(from: qh, count: D)
-            let n = pos - first + 1
-            let o = out + t * Q + h * D
-            if half {
-                // fp16 cache (llama.cpp's arithmetic): the query and the weights rounded to fp16.
-                HalfDot.roundToHalf(qr, D)
-                HalfDot.scores(qr, kh + first * KV + kvh * D, stride: KV, count: n, dim: D, scale: scale, into: scores + first)
-                VectorMath.softmax(scores + first, n)
-                HalfDot.roundToHalf(scores + first, n)
-                HalfDot.weightedSum(scores + first, vh + first * KV + kvh * D, stride: KV, count: n, dim: D, into: o)
-                return
-            }
-            var mx = -Float.infinity
-            for j in first...pos {
-                let s = MatMul.dot(qr, kf + j * KV + kvh * D, D) * scale
-                scores[j] = s
-                mx = max(mx, s)
-            }
-            var sum: Float = 0
-            for j in first...pos { let e = exp(scores[j] - mx); scores[j] = e; sum += e }
-            let inv = 1 / sum
-            o.update(repeating: 0, count: D)
-            for j in first...pos {
-                let w = scores[j] * inv
-                let vj = vf + j * KV + kvh * D
-                for d in 0..<D { o[d] += w * vj[d] }
-            }
+            let t = job / H, h = job % H
+            attendOne(q: q + t * H * D, out: out + t * H * D, cache: cache, layer: layer, position: start + t, head: h,
+                      heads: H, kvHeads: kvHeads, headDim: D, scale: scale, window: window)
+        }
+    }
+
+    /// One query row's head `h` at `position` over the cache's positions up to it (the arithmetic
+    /// of `attention` for few queries). q, out: that row's [H·D].
+    static func attendOne(q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, cache: KVCache, layer: Int,
+                          position pos: Int, head h: Int, heads H: Int, kvHeads: Int,
+                          headDim D: Int, scale: Float, window: Int?) {
+        let group = H / kvHeads, KV = kvHeads * D
+        let kvh = h / group
+        let first = window.map { max(0, pos - $0 + 1) } ?? 0
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: pos + 1 + D)
+        defer { scores.deallocate() }
+        let qr = scores + pos + 1  // this head's query, fp16-rounded when the cache is fp16
+        qr.update(from: q + h * D, count: D)
+        let n = pos - first + 1
+        let o = out + h * D
+        if cache.isHalf {
+            // fp16 cache (llama.cpp's arithmetic): the query and the weights rounded to fp16.
+            let kh = cache.keys[layer].assumingMemoryBound(to: UInt16.self), vh = cache.values[layer].assumingMemoryBound(to: UInt16.self)
+            HalfDot.roundToHalf(qr, D)
+            HalfDot.scores(qr, kh + first * KV + kvh * D, stride: KV, count: n, dim: D, scale: scale, into: scores + first)
+            VectorMath.softmax(scores + first, n)
+            HalfDot.roundToHalf(scores + first, n)
+            HalfDot.weightedSum(scores + first, vh + first * KV + kvh * D, stride: KV, count: n, dim: D, into: o)
+            return
+        }
+        let kf = cache.keys[layer].assumingMemoryBound(to: Float.self), vf = cache.values[layer].assumingMemoryBound(to: Float.self)
+        var mx = -Float.infinity
+        for j in first...pos {
+            let s = MatMul.dot(qr, kf + j * KV + kvh * D, D) * scale
+            scores[j] = s
+            mx = max(mx, s)
+        }
+        var sum: Float = 0
+        for j in first...pos { let e = exp(scores[j] - mx); scores[j] = e; sum += e }
+        let inv = 1 / sum
+        o.update(repeating: 0, count: D)
+        for j in first...pos {
+            let w = scores[j] * inv
+            let vj = vf + j * KV + kvh * D
+            for d in 0..<D { o[d] += w * vj[d] }
         }
     }
 

@@ -64,6 +64,8 @@ struct Gemma3Block {
     let postFFNNorm: [Float]   // blk.N.post_ffw_norm.weight        [C]
 }
 
+// @unchecked Sendable: every property is immutable after init; the weights point into the
+// read-only memory map, which `file` keeps alive.
 public final class Gemma3Model: CausalLM, @unchecked Sendable {
     public let config: Gemma3Config
     public let file: GGUFFile
@@ -72,19 +74,21 @@ public final class Gemma3Model: CausalLM, @unchecked Sendable {
     let outputNorm: [Float]            // output_norm.weight [C]
     let invFreqGlobal: [Float]
     let invFreqLocal: [Float]
-    public var pool: ThreadPool
-    /// Arithmetic: .exact (fp32 activations, transformers) or .fast (8-bit activations and an
-    /// fp16 cache, llama.cpp). Caches made before a change keep their storage.
-    public var precision: Precision = .exact
+    public let pool: ThreadPool
 
     public var vocabularySize: Int { config.vocabulary }
     public var contextLength: Int { config.contextLength }
+    public var layerCount: Int { config.layers }
+    public var kvWidth: Int { config.kvHeads * config.headDim }
+    /// LoRA adapters are applied to Llama-family models only.
+    public var adapterShapes: [LoRATarget: (inputs: Int, outputs: Int)]? { nil }
 
-    public init(file: GGUFFile, threads: Int = ThreadPool.availableCores) throws {
+    /// `pool`: the compute scheduler (default: the process's, over `threads` threads).
+    public init(file: GGUFFile, threads: Int = ThreadPool.availableCores, pool: ThreadPool? = nil) throws {
         self.file = file
         let cfg = try Gemma3Config(gguf: file)
         config = cfg
-        pool = ThreadPool(threads: threads)
+        self.pool = pool ?? ThreadPool.shared(threads: threads)
         let C = cfg.embedding, F = cfg.feedForward, D = cfg.headDim, Q = cfg.heads * D, KV = cfg.kvHeads * D
         func m(_ n: String, _ r: Int, _ c: Int) throws -> WeightMatrix { try DecoderOps.matrix(file, n, rows: r, cols: c) }
         func v(_ n: String, _ k: Int) throws -> [Float] { try DecoderOps.vector(file, n, k) }
@@ -107,21 +111,15 @@ public final class Gemma3Model: CausalLM, @unchecked Sendable {
         invFreqLocal = DecoderOps.ropeFrequencies(base: cfg.ropeBaseLocal, ropeDim: D)
     }
 
-    public func makeCache(maxTokens: Int?) -> KVCache {
-        KVCache(layers: config.layers, kvDim: config.kvHeads * config.headDim,
-                maxTokens: min(maxTokens ?? config.contextLength, config.contextLength), half: precision == .fast)
-    }
-
-    public func forward(_ tokens: [Int], cache: KVCache, allLogits: Bool) throws -> [Float] {
-        let T = tokens.count
-        guard T > 0 else { return [] }
-        guard cache.count + T <= cache.maxTokens else { throw ModelError.contextFull(used: cache.count, adding: T, limit: cache.maxTokens) }
-        for t in tokens where t < 0 || t >= config.vocabulary { throw ModelError.badToken(t, vocabularySize: config.vocabulary) }
+    public func forward(_ steps: [DecoderStep]) throws -> [[Float]] {
+        guard !steps.contains(where: { !$0.session.adapters.isEmpty }) else {
+            throw ModelError.badAdapter("LoRA adapters apply to Llama-family models (llama, qwen2, mistral); this model is gemma3")
+        }
+        let batch = try DecoderBatch(steps, vocabulary: config.vocabulary)
         let cfg = config
+        let T = batch.rows
         let C = cfg.embedding, F = cfg.feedForward, D = cfg.headDim, H = cfg.heads, Hkv = cfg.kvHeads
         let Q = H * D, KV = Hkv * D
-        let start = cache.count
-        cache.reserve(start + T)
 
         let x = Buffer(T * C), xn = Buffer(T * C)         // residual, normalized  [T × C]
         let q = Buffer(T * Q), att = Buffer(T * Q)        // queries, attention    [T × H·D]
@@ -131,18 +129,18 @@ public final class Gemma3Model: CausalLM, @unchecked Sendable {
         defer { [x, xn, q, att, k, v, proj, normed, g, u].forEach { $0.free() } }
 
         let embScale = Float(C).squareRoot()
-        for (t, id) in tokens.enumerated() {
-            tokenEmbedding.dequantizeRow(id, into: x.p + t * C)
-            for i in 0..<C { x.p[t * C + i] *= embScale }
+        batch.embed(into: x.p, width: C) { id, row in
+            tokenEmbedding.dequantizeRow(id, into: row)
+            for i in 0..<C { row[i] *= embScale }
         }
         // cos/sin of every position, once per forward pass for each of the two rope bases.
-        let anglesGlobal = DecoderOps.ropeAngles(invFreq: invFreqGlobal, positions: start..<(start + T))
-        let anglesLocal = DecoderOps.ropeAngles(invFreq: invFreqLocal, positions: start..<(start + T))
+        let anglesGlobal = batch.ropeAngles(invFreqGlobal)
+        let anglesLocal = batch.ropeAngles(invFreqLocal)
         for (l, b) in blocks.enumerated() {
             let global = cfg.isGlobal(l)
             let invFreq = global ? invFreqGlobal : invFreqLocal
             DecoderOps.rmsNorm(x.p, b.attnNorm, xn.p, rows: T, width: C, eps: cfg.normEps, pool: pool)
-            MatMul.forward(xn.p, [(b.wq, q.p), (b.wk, k.p), (b.wv, v.p)], tokens: T, pool: pool, precision: precision)
+            batch.matmul(xn.p, [(b.wq, q.p), (b.wk, k.p), (b.wv, v.p)], pool: pool)
             DecoderOps.rmsNorm(q.p, b.qNorm, q.p, rows: T * H, width: D, eps: cfg.normEps, pool: pool)
             DecoderOps.rmsNorm(k.p, b.kNorm, k.p, rows: T * Hkv, width: D, eps: cfg.normEps, pool: pool)
             (global ? anglesGlobal : anglesLocal).withUnsafeBufferPointer { a in
@@ -154,27 +152,23 @@ public final class Gemma3Model: CausalLM, @unchecked Sendable {
                     }
                 }
             }
-            cache.store(layer: l, start: start, keys: k.p, values: v.p, count: T)
-            DecoderOps.attention(q: q.p, out: att.p, cache: cache, layer: l, tokens: T, start: start,
-                                 heads: H, kvHeads: Hkv, headDim: D, scale: 1 / Float(D).squareRoot(),
-                                 window: global ? nil : cfg.slidingWindow, pool: pool)
-            MatMul.forward(att.p, b.wo, proj.p, tokens: T, pool: pool, precision: precision)
+            batch.store(layer: l, keys: k.p, values: v.p, width: KV)
+            batch.attention(q: q.p, out: att.p, layer: l, heads: H, kvHeads: Hkv, headDim: D, scale: 1 / Float(D).squareRoot(),
+                            window: global ? nil : cfg.slidingWindow, pool: pool)
+            batch.matmul(att.p, [(b.wo, proj.p)], pool: pool)
             DecoderOps.rmsNorm(proj.p, b.postAttnNorm, normed.p, rows: T, width: C, eps: cfg.normEps, pool: pool)
             VectorMath.add(normed.p, into: x.p, T * C)
 
             DecoderOps.rmsNorm(x.p, b.ffnNorm, xn.p, rows: T, width: C, eps: cfg.normEps, pool: pool)
-            MatMul.forward(xn.p, [(b.gate, g.p), (b.up, u.p)], tokens: T, pool: pool, precision: precision)
+            batch.matmul(xn.p, [(b.gate, g.p), (b.up, u.p)], pool: pool)
             pool.parallelFor(T, minChunk: 16) { r in DecoderOps.geglu(g.p + r.lowerBound * F, u.p + r.lowerBound * F, r.count * F) }
-            MatMul.forward(g.p, b.down, proj.p, tokens: T, pool: pool, precision: precision)
+            batch.matmul(g.p, [(b.down, proj.p)], pool: pool)
             DecoderOps.rmsNorm(proj.p, b.postFFNNorm, normed.p, rows: T, width: C, eps: cfg.normEps, pool: pool)
             VectorMath.add(normed.p, into: x.p, T * C)
         }
-        cache.count = start + T
-
-        let rows = allLogits ? T : 1
-        DecoderOps.rmsNorm(x.p + (T - rows) * C, outputNorm, xn.p, rows: rows, width: C, eps: cfg.normEps, pool: pool)
-        var logits = [Float](repeating: 0, count: rows * cfg.vocabulary)
-        logits.withUnsafeMutableBufferPointer { MatMul.forward(xn.p, tokenEmbedding, $0.baseAddress!, tokens: rows, pool: pool, precision: precision) }
-        return logits
+        batch.commit()
+        return batch.logits(x: x.p, width: C, vocabulary: cfg.vocabulary, pool: pool,
+                            norm: { DecoderOps.rmsNorm($0, outputNorm, $1, rows: $2, width: C, eps: cfg.normEps, pool: pool) },
+                            output: tokenEmbedding)
     }
 }

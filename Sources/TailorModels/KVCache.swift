@@ -4,12 +4,15 @@
 // as llama.cpp's default cache). Grows by doubling up to `maxTokens`.
 import TailorKernels
 
+// Not Sendable: a cache belongs to one session, used by one request at a time.
 public final class KVCache {
     public let layers: Int
     public let kvDim: Int
     public let maxTokens: Int
     /// fp16 storage (else fp32).
     public let isHalf: Bool
+    /// The arithmetic of the sessions that use it: .fast with fp16 storage, .exact with fp32.
+    public var precision: Precision { isHalf ? .fast : .exact }
     public private(set) var capacity: Int
     /// Positions filled.
     public internal(set) var count = 0
@@ -75,6 +78,20 @@ public final class KVCache {
     }
 
     public func clear() { count = 0; tokens = [] }
+
+    /// Copies positions 0..<n of `other` (same layers, width and storage) into this cache and
+    /// makes them its whole content: a shared prompt prefix computed once, reused.
+    public func copyPrefix(of other: KVCache, count n: Int) {
+        precondition(other.layers == layers && other.kvDim == kvDim && other.isHalf == isHalf && n <= other.count && n <= maxTokens)
+        reserve(n)
+        let bytes = n * kvDim * elementSize
+        for l in 0..<layers {
+            keys[l].copyMemory(from: other.keys[l], byteCount: bytes)
+            values[l].copyMemory(from: other.values[l], byteCount: bytes)
+        }
+        count = n
+        tokens = Array(other.tokens.prefix(n))
+    }
 
     /// Bytes in use by the cache buffers.
     public var bytes: Int { 2 * layers * capacity * kvDim * elementSize }

@@ -76,6 +76,8 @@ public struct LlamaBlock: @unchecked Sendable {
     public let down: WeightMatrix         // blk.N.ffn_down.weight     [C × F]
 }
 
+// @unchecked Sendable: every property is immutable after init; the weights point into the
+// read-only memory map, which `file` keeps alive.
 public final class LlamaModel: CausalLM, @unchecked Sendable {
     public let config: LlamaConfig
     public let file: GGUFFile
@@ -84,18 +86,14 @@ public final class LlamaModel: CausalLM, @unchecked Sendable {
     public let outputNorm: [Float]            // output_norm.weight  [C]
     public let output: WeightMatrix           // output.weight       [V × C], or token_embd when tied
     public let invFreq: [Float]               // [ropeDim/2], rope_freqs folded in
-    public var pool: ThreadPool
-    /// Arithmetic: .exact (fp32 activations, transformers) or .fast (8-bit activations and an
-    /// fp16 cache, llama.cpp). Caches made before a change keep their storage.
-    public var precision: Precision = .exact
-    /// A LoRA adapter applied at run time (not merged), or nil.
-    public var adapter: LoRAAdapter?
+    public let pool: ThreadPool
 
-    public init(file: GGUFFile, threads: Int = ThreadPool.availableCores) throws {
+    /// `pool`: the compute scheduler (default: the process's, over `threads` threads).
+    public init(file: GGUFFile, threads: Int = ThreadPool.availableCores, pool: ThreadPool? = nil) throws {
         self.file = file
         let cfg = try LlamaConfig(gguf: file)
         config = cfg
-        pool = ThreadPool(threads: threads)
+        self.pool = pool ?? ThreadPool.shared(threads: threads)
 
         func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix { try DecoderOps.matrix(file, name, rows: rows, cols: cols) }
         func vector(_ name: String, _ n: Int) throws -> [Float] { try DecoderOps.vector(file, name, n) }
@@ -127,25 +125,15 @@ public final class LlamaModel: CausalLM, @unchecked Sendable {
 
     public var vocabularySize: Int { config.vocabulary }
     public var contextLength: Int { config.contextLength }
+    public var layerCount: Int { config.layers }
+    public var kvWidth: Int { config.kvDim }
+    public var adapterShapes: [LoRATarget: (inputs: Int, outputs: Int)]? { LoRAAdapter.shapes(config) }
 
-    public func makeCache(maxTokens: Int?) -> KVCache {
-        KVCache(layers: config.layers, kvDim: config.kvDim, maxTokens: min(maxTokens ?? config.contextLength, config.contextLength),
-                half: precision == .fast)
-    }
-
-    /// Runs `tokens` at positions cache.count…, appends their keys and values to the cache, and
-    /// returns logits: for every token ([T × V]) when `allLogits`, else for the last one ([V]).
-    public func forward(_ tokens: [Int], cache: KVCache, allLogits: Bool = false) throws -> [Float] {
-        let T = tokens.count
-        guard T > 0 else { return [] }
-        guard cache.count + T <= cache.maxTokens else {
-            throw ModelError.contextFull(used: cache.count, adding: T, limit: cache.maxTokens)
-        }
-        for t in tokens where t < 0 || t >= config.vocabulary { throw ModelError.badToken(t, vocabularySize: config.vocabulary) }
+    public func forward(_ steps: [DecoderStep]) throws -> [[Float]] {
+        let batch = try DecoderBatch(steps, vocabulary: config.vocabulary)
         let cfg = config
+        let T = batch.rows
         let C = cfg.embedding, F = cfg.feedForward, Q = cfg.qDim, KV = cfg.kvDim, D = cfg.headDim
-        let start = cache.count
-        cache.reserve(start + T)
 
         let x = Buffer(T * C)        // residual stream      [T × C]
         let xn = Buffer(T * C)       // normalized           [T × C]
@@ -157,16 +145,17 @@ public final class LlamaModel: CausalLM, @unchecked Sendable {
         let u = Buffer(T * F)        // up                   [T × F]
         defer { [x, xn, q, k, v, att, g, u].forEach { $0.free() } }
 
-        for (t, id) in tokens.enumerated() { tokenEmbedding.dequantizeRow(id, into: x.p + t * C) }
-        let angles = DecoderOps.ropeAngles(invFreq: invFreq, positions: start..<(start + T))
+        batch.embed(into: x.p, width: C) { id, row in tokenEmbedding.dequantizeRow(id, into: row) }
+        let angles = batch.ropeAngles(invFreq)
+        let adapters = batch.hasAdapters
 
         for (l, b) in blocks.enumerated() {
             DecoderOps.rmsNorm(x.p, b.attnNorm, xn.p, rows: T, width: C, eps: cfg.normEps, pool: pool)
-            MatMul.forward(xn.p, [(b.wq, q.p), (b.wk, k.p), (b.wv, v.p)], tokens: T, pool: pool, precision: precision)
-            if let a = adapter {
-                a.apply(layer: l, target: .q, x: xn.p, y: q.p, tokens: T)
-                a.apply(layer: l, target: .k, x: xn.p, y: k.p, tokens: T)
-                a.apply(layer: l, target: .v, x: xn.p, y: v.p, tokens: T)
+            batch.matmul(xn.p, [(b.wq, q.p), (b.wk, k.p), (b.wv, v.p)], pool: pool)
+            if adapters {
+                batch.applyAdapters(layer: l, target: .q, x: xn.p, inputs: C, y: q.p, outputs: Q)
+                batch.applyAdapters(layer: l, target: .k, x: xn.p, inputs: C, y: k.p, outputs: KV)
+                batch.applyAdapters(layer: l, target: .v, x: xn.p, inputs: C, y: v.p, outputs: KV)
             }
             if let bq = b.bq { DecoderOps.addBias(q.p, bq, rows: T) }
             if let bk = b.bk { DecoderOps.addBias(k.p, bk, rows: T) }
@@ -180,31 +169,26 @@ public final class LlamaModel: CausalLM, @unchecked Sendable {
                     }
                 }
             }
-            cache.store(layer: l, start: start, keys: k.p, values: v.p, count: T)
-            DecoderOps.attention(q: q.p, out: att.p, cache: cache, layer: l, tokens: T, start: start,
-                                 heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: D, scale: 1 / Float(D).squareRoot(), pool: pool)
+            batch.store(layer: l, keys: k.p, values: v.p, width: KV)
+            batch.attention(q: q.p, out: att.p, layer: l, heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: D,
+                            scale: 1 / Float(D).squareRoot(), pool: pool)
             // The block outputs add straight into the residual stream.
-            MatMul.forward(att.p, b.wo, x.p, tokens: T, pool: pool, precision: precision, accumulate: true)
-            adapter?.apply(layer: l, target: .o, x: att.p, y: x.p, tokens: T)
+            batch.matmul(att.p, [(b.wo, x.p)], pool: pool, accumulate: true)
+            if adapters { batch.applyAdapters(layer: l, target: .o, x: att.p, inputs: Q, y: x.p, outputs: C) }
 
             DecoderOps.rmsNorm(x.p, b.ffnNorm, xn.p, rows: T, width: C, eps: cfg.normEps, pool: pool)
-            MatMul.forward(xn.p, [(b.gate, g.p), (b.up, u.p)], tokens: T, pool: pool, precision: precision)
-            if let a = adapter {
-                a.apply(layer: l, target: .gate, x: xn.p, y: g.p, tokens: T)
-                a.apply(layer: l, target: .up, x: xn.p, y: u.p, tokens: T)
+            batch.matmul(xn.p, [(b.gate, g.p), (b.up, u.p)], pool: pool)
+            if adapters {
+                batch.applyAdapters(layer: l, target: .gate, x: xn.p, inputs: C, y: g.p, outputs: F)
+                batch.applyAdapters(layer: l, target: .up, x: xn.p, inputs: C, y: u.p, outputs: F)
             }
             pool.parallelFor(T, minChunk: 16) { r in DecoderOps.swiglu(g.p + r.lowerBound * F, u.p + r.lowerBound * F, r.count * F) }
-            MatMul.forward(g.p, b.down, x.p, tokens: T, pool: pool, precision: precision, accumulate: true)
-            adapter?.apply(layer: l, target: .down, x: g.p, y: x.p, tokens: T)
+            batch.matmul(g.p, [(b.down, x.p)], pool: pool, accumulate: true)
+            if adapters { batch.applyAdapters(layer: l, target: .down, x: g.p, inputs: F, y: x.p, outputs: C) }
         }
-        cache.count = start + T
-
-        let rows = allLogits ? T : 1
-        let last = x.p + (T - rows) * C
-        DecoderOps.rmsNorm(last, outputNorm, xn.p, rows: rows, width: C, eps: cfg.normEps)
-        var logits = [Float](repeating: 0, count: rows * cfg.vocabulary)
-        logits.withUnsafeMutableBufferPointer { MatMul.forward(xn.p, output, $0.baseAddress!, tokens: rows, pool: pool, precision: precision) }
-        return logits
+        batch.commit()
+        return batch.logits(x: x.p, width: C, vocabulary: cfg.vocabulary, pool: pool,
+                            norm: { DecoderOps.rmsNorm($0, outputNorm, $1, rows: $2, width: C, eps: cfg.normEps) }, output: output)
     }
 }
 

@@ -126,16 +126,17 @@ public final class LoRAAdapter: @unchecked Sendable {
         }
     }
 
-    /// y[N × out] += scale · (x·Aᵀ)·Bᵀ for x [N × in].
-    public func apply(layer: Int, target: LoRATarget, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, tokens n: Int) {
-        guard has(target) else { return }
-        let s = shapes[target]!, r = rank
+    /// y[N × out] += s · (α/r) · (x·Aᵀ)·Bᵀ for x [N × in], s the scale it is applied with.
+    public func apply(layer: Int, target: LoRATarget, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, tokens n: Int,
+                      scale s: Float = 1) {
+        guard has(target), s != 0 else { return }
+        let shape = shapes[target]!, r = rank
         let u = UnsafeMutablePointer<Float>.allocate(capacity: n * r)
         defer { u.deallocate() }
         parameters.withUnsafeBufferPointer { p in
             let a = p.baseAddress! + offsetA(layer: layer, target: target), b = p.baseAddress! + offsetB(layer: layer, target: target)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(r), Int32(s.inputs), 1, x, Int32(s.inputs), a, Int32(s.inputs), 0, u, Int32(r))
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(s.outputs), Int32(r), scale, u, Int32(r), b, Int32(r), 1, y, Int32(s.outputs))
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(r), Int32(shape.inputs), 1, x, Int32(shape.inputs), a, Int32(shape.inputs), 0, u, Int32(r))
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(shape.outputs), Int32(r), scale * s, u, Int32(r), b, Int32(r), 1, y, Int32(shape.outputs))
         }
     }
 

@@ -11,6 +11,8 @@ public enum ModelError: Error, CustomStringConvertible {
     case modelNotFound(String)
     case emptyPrompt
     case badAdapter(String)
+    case badBatch(String)
+    case promptTooLong(tokens: Int, budget: Int)
 
     public var description: String {
         switch self {
@@ -28,6 +30,11 @@ public enum ModelError: Error, CustomStringConvertible {
             return e.description
         case .badAdapter(let m):
             return m
+        case .badBatch(let m):
+            return "invalid batch: \(m)."
+        case let .promptTooLong(tokens, budget):
+            return "the message is \(tokens) tokens, more than the \(budget) the context allows; shorten it or raise --ctx."
+
         case .emptyPrompt:
             return "the prompt has no tokens: give some text to continue."
         case .modelNotFound(let m):

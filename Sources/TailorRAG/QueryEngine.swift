@@ -144,7 +144,13 @@ public struct Answer: Sendable, Codable {
     public struct Timings: Sendable, Codable {
         public var retrievalMs = 0.0
         public var rerankMs = 0.0
+        /// Fitting passages and conversation into the prompt, and tokenizing it.
+        public var promptBuildMs = 0.0
         public var promptTokens = 0
+        /// Prompt tokens reused from a cache rather than computed.
+        public var cachedPromptTokens = 0
+        /// Computing the prompt (prefill).
+        public var prefillMs = 0.0
         public var generatedTokens = 0
         public var timeToFirstTokenMs = 0.0
         public var tokensPerSecond = 0.0
@@ -175,39 +181,68 @@ public struct PromptBuilder {
     }
 }
 
-public final class QueryEngine {
-    public let retriever: Retriever
-    public let model: LanguageModel
-    public var reranker: (any Reranker)?
-    public var prompt = PromptBuilder()
+/// How one question is answered: passed with each call, so one engine serves many requests with
+/// different settings at once.
+public struct AskSettings: Sendable {
     /// Passages retrieved before reranking, and most passages put in the prompt.
     public var candidates = 20
     public var passages = 5
     /// Below this cosine similarity between question and best passage, the documents are taken
     /// not to cover the question and the model is not asked.
     public var minSimilarity = 0.25
-    /// Tokens kept free for the answer.
+    /// Tokens kept free for the answer (and the most it may use).
     public var answerTokens = 384
-    /// Context the prompt may use (default: the model's, at most 4096).
-    public var contextTokens: Int
+    /// Context the prompt may use (nil: the model's, at most 4096).
+    public var contextTokens: Int? = nil
     public var sampling = SamplingParameters.greedy
     public var filter: Filter? = nil
+    /// Rerank the candidates with the engine's reranker (when it has one).
+    public var rerank = true
+    /// Instructions that replace the prompt builder's own (nil: keep them).
+    public var system: String? = nil
+    /// How the retriever searches.
+    public var retrieval = RetrievalSettings()
+    /// LoRA adapters the model applies for this answer, and its precision (nil: the model's).
+    public var adapters: [AdapterUse] = []
+    public var precision: Precision? = nil
+
+    public init() {}
+}
+
+// @unchecked Sendable: its properties are immutable; the retriever guards its index cache and the
+// model and reranker are shared read-only (their computations take turns on the compute scheduler).
+public final class QueryEngine: @unchecked Sendable {
+    public let retriever: Retriever
+    public let model: LanguageModel
+    public let reranker: (any Reranker)?
+    public let prompt: PromptBuilder
+    /// The settings of a call that gives none.
+    public let defaults: AskSettings
     public static let notCovered = "The documents do not cover this."
 
-    public init(retriever: Retriever, model: LanguageModel, reranker: (any Reranker)? = EmbeddingReranker()) {
+    public init(retriever: Retriever, model: LanguageModel, reranker: (any Reranker)? = EmbeddingReranker(),
+                prompt: PromptBuilder = PromptBuilder(), defaults: AskSettings = AskSettings()) {
         self.retriever = retriever
         self.model = model
         self.reranker = reranker
-        contextTokens = min(model.model.contextLength, 4096)
+        self.prompt = prompt
+        self.defaults = defaults
+    }
+
+    /// The context a prompt may use under `settings`.
+    public func contextTokens(_ settings: AskSettings) -> Int {
+        min(settings.contextTokens ?? 4096, model.model.contextLength)
     }
 
     /// Retrieves, reranks and selects the passages for `query` (no generation).
-    public func sources(for query: String) throws -> (passages: [ScoredChunk], similarity: [Double], retrievalMs: Double, rerankMs: Double) {
+    public func sources(for query: String, settings: AskSettings? = nil) throws
+        -> (passages: [ScoredChunk], similarity: [Double], retrievalMs: Double, rerankMs: Double) {
+        let settings = settings ?? defaults
         let t0 = Date()
         let qv = try retriever.embedQuery(query)
-        var found = try retriever.retrieve(query, vector: qv, k: candidates, filter: filter)
+        var found = try retriever.retrieve(query, vector: qv, k: settings.candidates, filter: settings.filter, settings: settings.retrieval)
         let t1 = Date()
-        if let reranker, !found.isEmpty { found = try reranker.rerank(query, queryVector: qv, found, store: retriever.store) }
+        if settings.rerank, let reranker, !found.isEmpty { found = try reranker.rerank(query, queryVector: qv, found, store: retriever.store) }
         let t2 = Date()
         let vectors = try retriever.store.embeddings(found.map(\.chunk.id))
         let sims = vectors.map { v -> Double in
@@ -219,26 +254,31 @@ public final class QueryEngine {
 
     /// Answers `question` from the collection. `history` is the conversation so far (without
     /// sources); `query` overrides what retrieval searches for (a standalone rewrite).
-    public func ask(_ question: String, history: [ChatMessage] = [], query: String? = nil,
+    public func ask(_ question: String, history: [ChatMessage] = [], query: String? = nil, settings: AskSettings? = nil,
                     onText: (String) -> Bool = { _ in true }) throws -> Answer {
+        let settings = settings ?? defaults
         let start = Date()
         let q = query ?? question
-        let (found, sims, retrievalMs, rerankMs) = try sources(for: q)
+        let (found, sims, retrievalMs, rerankMs) = try sources(for: q, settings: settings)
         var timings = Answer.Timings(retrievalMs: retrievalMs, rerankMs: rerankMs)
         // Relevant passages only; none → not covered, without asking the model.
-        var chosen: [(ScoredChunk, Double)] = zip(found, sims).filter { $0.1 >= minSimilarity }.map { ($0.0, $0.1) }
+        var chosen: [(ScoredChunk, Double)] = zip(found, sims).filter { $0.1 >= settings.minSimilarity }.map { ($0.0, $0.1) }
         if chosen.isEmpty {
             _ = onText(Self.notCovered)
             timings.totalMs = Date().timeIntervalSince(start) * 1000
             return Answer(question: question, query: q, text: Self.notCovered, covered: false, sources: [], invalidCitations: [], timings: timings)
         }
-        chosen = Array(chosen.prefix(passages))
+        chosen = Array(chosen.prefix(settings.passages))
+        var builder = prompt
+        if let system = settings.system { builder.system = system }
+        let contextTokens = contextTokens(settings)
+        let answerTokens = min(settings.answerTokens, contextTokens / 2)
         // Fit the passages (and as much recent conversation as fits) into the context budget.
         let budget = contextTokens - answerTokens
         var hist = history
         var ids: [Int] = []
         while true {
-            let msgs = prompt.messages(question: question, passages: chosen.map(\.0.chunk), history: hist)
+            let msgs = builder.messages(question: question, passages: chosen.map(\.0.chunk), history: hist)
             ids = model.encodeChat(try model.chatTemplate.render(msgs, addGenerationPrompt: true))
             if ids.count <= budget { break }
             if !hist.isEmpty { hist.removeFirst(min(2, hist.count)); continue }
@@ -251,11 +291,12 @@ public final class QueryEngine {
             chosen[0].0 = c
             if keep == 0 { break }
         }
-        let gen = model.generator()
-        let cache = model.model.makeCache(maxTokens: contextTokens)
+        let gen = model.generator(precision: settings.precision, adapters: settings.adapters)
+        let cache = model.makeCache(maxTokens: contextTokens, precision: settings.precision)
         var firstToken: Date? = nil
         var guardLoop = RepetitionGuard()
-        let result = try gen.generate(prompt: ids, maxTokens: answerTokens, sampling: sampling, cache: cache) { piece in
+        let prefillStart = Date()
+        let result = try gen.generate(prompt: ids, maxTokens: answerTokens, sampling: settings.sampling, cache: cache) { piece in
             if firstToken == nil { firstToken = Date() }
             // A small model can loop on a sentence: stop before it says it a second time.
             let (safe, stop) = guardLoop.push(piece)
@@ -277,8 +318,11 @@ public final class QueryEngine {
         let attributions = Self.attribute(text, to: chosen.map(\.0.chunk.chunk.contextualText))
         for a in attributions { sources[a.source - 1].supported = true }
         timings.promptTokens = ids.count
+        timings.cachedPromptTokens = result.cachedPromptTokens
+        timings.prefillMs = result.prefillSeconds * 1000
         timings.generatedTokens = result.tokens.count
         timings.timeToFirstTokenMs = ((firstToken ?? Date()).timeIntervalSince(start) * 1000) - retrievalMs - rerankMs
+        timings.promptBuildMs = prefillStart.timeIntervalSince(start) * 1000 - retrievalMs - rerankMs
         timings.tokensPerSecond = result.tokensPerSecond
         timings.totalMs = Date().timeIntervalSince(start) * 1000
         let covered = !text.lowercased().contains("do not cover") && !text.lowercased().contains("don't cover")
@@ -326,7 +370,8 @@ public final class QueryEngine {
 
     /// A follow-up question made standalone with the conversation (so retrieval can use it):
     /// the model rewrites it; if the rewrite is unusable, the previous question is prepended.
-    public func standaloneQuestion(_ question: String, history: [ChatMessage]) throws -> String {
+    public func standaloneQuestion(_ question: String, history: [ChatMessage], settings: AskSettings? = nil) throws -> String {
+        let settings = settings ?? defaults
         let previous = history.filter { $0.role == "user" }.map(\.content)
         guard let last = previous.last else { return question }
         let convo = history.suffix(4).map { "\($0.role == "user" ? "User" : "Assistant"): \($0.content.prefix(400))" }.joined(separator: "\n")
@@ -335,7 +380,9 @@ public final class QueryEngine {
             .user("Conversation:\n\(convo)\n\nLast question: \(question)\n\nRewritten question:"),
         ]
         let ids = model.encodeChat(try model.chatTemplate.render(msgs, addGenerationPrompt: true))
-        let r = try model.generator().generate(prompt: ids, maxTokens: 48, sampling: .greedy, stop: ["\n"], cache: model.model.makeCache(maxTokens: min(contextTokens, ids.count + 64)))
+        let r = try model.generator(precision: settings.precision, adapters: settings.adapters)
+            .generate(prompt: ids, maxTokens: 48, sampling: .greedy, stop: ["\n"],
+                      cache: model.makeCache(maxTokens: min(contextTokens(settings), ids.count + 64), precision: settings.precision))
         let rewrite = r.text.trimmingCharacters(in: .whitespacesAndNewlines.union(CharacterSet(charactersIn: "\"")))
         // A usable rewrite keeps the question's own content words and is not a long answer.
         let own = contentWords(question)

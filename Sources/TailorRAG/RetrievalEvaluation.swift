@@ -4,6 +4,8 @@
 // document ranks where its best chunk ranks).
 import Foundation
 import TailorFormats
+import TailorKernels
+import TailorModels
 
 public struct RetrievalMetrics: Codable, Sendable, Equatable {
     public var ndcg10 = 0.0
@@ -83,5 +85,91 @@ public enum RetrievalEvaluation {
             if seen.insert(id).inserted { out.append(id) }
         }
         return out
+    }
+}
+
+/// The one retrieval evaluator: the corpus is ingested into a collection as `tailor ingest` would
+/// (chunked, embedded), each judged query is retrieved in each mode, and documents are scored by
+/// their best chunk. `tailor eval retrieval` and the retriever fine-tuning's before/after both
+/// report its numbers.
+public struct RetrievalEvaluator {
+    public struct ModeResult: Codable, Sendable { public var mode: String; public var metrics: RetrievalMetrics; public var msPerQuery: Double }
+    public struct Report: Codable, Sendable {
+        public var corpus: String, embedder: String, documents: Int, chunks: Int, chunkTokens: Int, queries: Int
+        public var ingestSeconds: Double, queryEmbeddingMsPerQuery: Double, modes: [ModeResult]
+    }
+
+    public var corpus: String
+    public var queries: String
+    public var qrels: String
+    /// Embedding model (default: the collection's, else all-MiniLM-L6-v2).
+    public var embedder: String?
+    /// Keep the ingested corpus in this collection and reuse it (nil: a temporary one).
+    public var collection: String?
+    public var modes: [RetrievalMode] = [.vector, .keyword, .hybrid]
+    /// Chunks retrieved per query (enough for 100 distinct documents).
+    public var depth = 300
+    public var chunkTokens: Int?
+    public var threads = ThreadPool.availableCores
+
+    public init(corpus: String, queries: String, qrels: String) {
+        self.corpus = corpus
+        self.queries = queries
+        self.qrels = qrels
+    }
+
+    /// A BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv.
+    public init(beir folder: String) {
+        self.init(corpus: folder + "/corpus.jsonl", queries: folder + "/queries.jsonl", qrels: folder + "/qrels/test.tsv")
+    }
+
+    public func run(shouldStop: @escaping () -> Bool = { false }, progress: @escaping (String) -> Void = { _ in }) throws -> Report {
+        let qs = try RetrievalEvaluation.loadQueries(queries)
+        let judged = try RetrievalEvaluation.loadQrels(qrels)
+        guard FileManager.default.isReadableFile(atPath: corpus) else { throw RAGError.badInput("\(corpus): no such file") }
+        let evalQueries = qs.filter { judged[$0.id] != nil }
+        guard !evalQueries.isEmpty else { throw RAGError.badInput("none of the \(qs.count) queries in \(queries) has a judgement in \(qrels)") }
+
+        let temp = collection == nil
+        let spec = temp ? FileManager.default.temporaryDirectory.appendingPathComponent("tailor-eval-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path : collection
+        defer { if temp, let spec { try? FileManager.default.removeItem(atPath: spec) } }
+        let kb = try KnowledgeBase.open(spec, embedder: embedder, create: true, threads: threads)
+        var opts = IngestOptions()
+        opts.loader = LoaderOptions(textField: "text", idField: "_id")
+        let summary = try kb.ingest([corpus], options: opts, chunkTokens: chunkTokens, shouldStop: shouldStop) { p in
+            if p.phase == .embedding {
+                var s = String(format: "embedding the corpus: %d/%d chunks, %.1f chunks/s", p.chunksDone, p.chunksTotal, p.chunksPerSecond)
+                if let eta = p.eta { s += String(format: ", ETA %.0f s", eta) }
+                progress(s)
+            } else if p.phase == .reading { progress("reading the corpus…") }
+        }
+        if summary.interrupted { throw CancellationError() }
+        if let f = summary.failed.first { throw RAGError.badInput(f.reason) }
+        let stats = try kb.store.stats()
+        var settings = RetrievalSettings()
+        settings.candidates = depth
+        var index = IndexOptions()
+        index.threads = threads
+        let retriever = try kb.retriever(defaults: settings, index: index)
+        let t0 = Date()
+        let vectors = try kb.embedder.embed(evalQueries.map(\.text)).map(VectorMatrix.normalized)
+        let queryEmbedSeconds = Date().timeIntervalSince(t0)
+        var rows: [ModeResult] = []
+        for mode in modes {
+            settings.mode = mode
+            var per: [RetrievalMetrics] = []
+            let start = Date()
+            for (i, q) in evalQueries.enumerated() {
+                if shouldStop() { throw CancellationError() }
+                let results = try retriever.retrieve(q.text, vector: vectors[i], k: depth, filter: nil, settings: settings)
+                per.append(RetrievalEvaluation.score(ranked: RetrievalEvaluation.documentRanking(results), relevant: judged[q.id]!))
+                progress("\(mode.rawValue): \(i + 1)/\(evalQueries.count) queries")
+            }
+            let secs = Date().timeIntervalSince(start)
+            rows.append(ModeResult(mode: mode.rawValue, metrics: RetrievalEvaluation.mean(per), msPerQuery: 1000 * secs / Double(evalQueries.count)))
+        }
+        return Report(corpus: corpus, embedder: kb.embedder.name, documents: stats.documents, chunks: stats.chunks,
+                      chunkTokens: kb.chunker(maxTokens: chunkTokens).maxTokens, queries: evalQueries.count, ingestSeconds: summary.seconds,
+                      queryEmbeddingMsPerQuery: 1000 * queryEmbedSeconds / Double(evalQueries.count), modes: rows)
     }
 }

@@ -3,6 +3,7 @@
 // maximal-marginal-relevance diversification (Carbonell & Goldstein 1998).
 import Foundation
 import GRDB
+import Synchronization
 import TailorKernels
 import TailorModels
 
@@ -72,9 +73,8 @@ public struct Filter: Sendable, Equatable {
     }
 }
 
-public final class Retriever {
-    public let store: Store
-    public let embedder: any Embedder
+/// How one search runs: passed with each call, so one retriever serves many requests.
+public struct RetrievalSettings: Sendable, Equatable {
     public var mode: RetrievalMode = .hybrid
     public var vectorWeight = 1.0
     public var keywordWeight = 1.0
@@ -84,8 +84,14 @@ public final class Retriever {
     public var candidates = 100
     /// MMR trade-off (1 = relevance only, 0 = diversity only); nil disables MMR.
     public var mmrLambda: Double? = nil
-    public enum IndexKind: String, Sendable, CaseIterable { case auto, exact, hnsw }
-    public var index: IndexKind = .auto
+
+    public init(mode: RetrievalMode = .hybrid) { self.mode = mode }
+}
+
+/// How a retriever builds and keeps its vector index: fixed when it is made.
+public struct IndexOptions: Sendable {
+    public enum Kind: String, Sendable, CaseIterable { case auto, exact, hnsw }
+    public var kind: Kind = .auto
     /// Collections with at least this many chunks use HNSW under `.auto`.
     public var hnswThreshold = 50_000
     public var efSearch = 64
@@ -93,16 +99,37 @@ public final class Retriever {
     public var vectorCacheThreshold = 20_000
     public var threads = ThreadPool.availableCores
     /// Called while an HNSW graph is built (rows done, rows in all).
-    public var indexProgress: ((Int, Int) -> Void)? = nil
+    public var progress: (@Sendable (Int, Int) -> Void)? = nil
 
-    private var matrix: VectorMatrix?
-    private var searcher: (any VectorSearcher)?
-    private var loadedGeneration = -1
-    private var rowOfID: [Int64: Int] = [:]
+    public init() {}
+}
 
-    public init(store: Store, embedder: any Embedder) throws {
+// @unchecked Sendable: its configuration is immutable, the store and embedder are safe to share,
+// and the loaded index is one immutable value swapped under a lock.
+public final class Retriever: @unchecked Sendable {
+    public let store: Store
+    public let embedder: any Embedder
+    /// The settings of a search that gives none.
+    public let defaults: RetrievalSettings
+    public let indexOptions: IndexOptions
+
+    /// The vectors and search structure of one generation of the collection.
+    struct LoadedIndex {
+        let generation: Int
+        let matrix: VectorMatrix
+        let searcher: any VectorSearcher
+        let rowOfID: [Int64: Int]
+    }
+    private let loaded = Mutex<LoadedIndex?>(nil)
+    /// Held while an index is being loaded or built, so concurrent first searches build it once.
+    private let building = NSLock()
+
+    public init(store: Store, embedder: any Embedder, defaults: RetrievalSettings = RetrievalSettings(),
+                index: IndexOptions = IndexOptions()) throws {
         self.store = store
         self.embedder = embedder
+        self.defaults = defaults
+        self.indexOptions = index
         if let (n, d) = try store.embedder(), n != embedder.name || d != embedder.dimension {
             throw RAGError.modelMismatch(collection: store.name, built: n, requested: embedder.name)
         }
@@ -112,52 +139,64 @@ public final class Retriever {
     public var vectorsURL: URL { store.directory.appendingPathComponent("vectors.f32") }
 
     /// Loads (or refreshes after the collection changed) the vectors and the search structure.
-    public func prepareIndex() throws {
+    public func prepareIndex() throws { _ = try currentIndex() }
+
+    func currentIndex() throws -> LoadedIndex {
         let gen = try store.generation()
-        if gen == loadedGeneration, searcher != nil { return }
+        if let l = loaded.withLock({ $0 }), l.generation == gen { return l }
+        building.lock()
+        defer { building.unlock() }
+        if let l = loaded.withLock({ $0 }), l.generation == gen { return l }
+        let o = indexOptions
         let m: VectorMatrix
         if let cached = VectorMatrix.cached(at: vectorsURL, generation: gen) { m = cached }
         else {
             let (ids, data, dim) = try store.vectors()
             m = VectorMatrix(ids: ids, data: data, dimension: dim)
             // Large collections keep a mapped copy of their vectors: the next search opens it at once.
-            if ids.count >= vectorCacheThreshold { try? m.writeCache(to: vectorsURL, generation: gen) }
+            if ids.count >= o.vectorCacheThreshold { try? m.writeCache(to: vectorsURL, generation: gen) }
         }
         let ids = m.ids
-        matrix = m
-        rowOfID = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($0.element, $0.offset) })
-        let useHNSW = index == .hnsw || (index == .auto && ids.count >= hnswThreshold)
+        let rowOfID = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($0.element, $0.offset) })
+        let searcher: any VectorSearcher
+        let useHNSW = o.kind == .hnsw || (o.kind == .auto && ids.count >= o.hnswThreshold)
         if useHNSW {
             if let (h, savedGen, added) = HNSWIndex.load(from: hnswURL, matrix: m) {
                 if added > 0 || savedGen != gen { try? h.write(to: hnswURL, generation: gen) }
-                h.efSearch = efSearch
+                h.efSearch = o.efSearch
                 searcher = h
             } else {
                 let h = HNSWIndex(m)
-                h.build(threads: threads, progress: indexProgress)
-                h.efSearch = efSearch
+                h.build(threads: o.threads, progress: o.progress)
+                h.efSearch = o.efSearch
                 try? h.write(to: hnswURL, generation: gen)
                 searcher = h
             }
         } else {
-            searcher = ExactSearch(m, threads: threads)
+            searcher = ExactSearch(m, threads: o.threads)
         }
-        loadedGeneration = gen
+        let l = LoadedIndex(generation: gen, matrix: m, searcher: searcher, rowOfID: rowOfID)
+        loaded.withLock { $0 = l }
+        return l
     }
 
     public func embedQuery(_ query: String) throws -> [Float] {
         VectorMatrix.normalized(try embedder.embed([query])[0])
     }
 
-    /// The `k` best chunks for `query` under this retriever's mode, best first.
-    public func retrieve(_ query: String, k: Int, filter: Filter? = nil) throws -> [ScoredChunk] {
-        let q = mode == .keyword && mmrLambda == nil ? [] : try embedQuery(query)
-        return try retrieve(query, vector: q, k: k, filter: filter)
+    /// The `k` best chunks for `query` under `settings` (default: the retriever's), best first.
+    public func retrieve(_ query: String, k: Int, filter: Filter? = nil, settings: RetrievalSettings? = nil) throws -> [ScoredChunk] {
+        let settings = settings ?? defaults
+        let q = settings.mode == .keyword && settings.mmrLambda == nil ? [] : try embedQuery(query)
+        return try retrieve(query, vector: q, k: k, filter: filter, settings: settings)
     }
 
-    /// As `retrieve(_:k:filter:)` with the query embedding already computed.
-    public func retrieve(_ query: String, vector q: [Float], k: Int, filter: Filter?) throws -> [ScoredChunk] {
+    /// As `retrieve(_:k:filter:settings:)` with the query embedding already computed.
+    public func retrieve(_ query: String, vector q: [Float], k: Int, filter: Filter?, settings: RetrievalSettings? = nil) throws -> [ScoredChunk] {
         guard k > 0 else { return [] }
+        let s = settings ?? defaults
+        let (mode, mmrLambda, candidates, rrfK) = (s.mode, s.mmrLambda, s.candidates, s.rrfK)
+        let (vectorWeight, keywordWeight) = (s.vectorWeight, s.keywordWeight)
         let filter = filter?.isEmpty == true ? nil : filter
         let pool = mmrLambda == nil ? k : max(k * 4, 20)
         let n = max(candidates, pool)
@@ -183,8 +222,7 @@ public final class Retriever {
         }
         fused = Array(fused.prefix(pool))
         if let lambda = mmrLambda, fused.count > 1 {
-            try prepareIndex()
-            fused = mmr(fused, query: q, k: k, lambda: lambda)
+            fused = mmr(fused, index: try currentIndex(), query: q, k: k, lambda: lambda)
         }
         fused = Array(fused.prefix(k))
         let chunks = try store.chunks(fused.map(\.id))
@@ -193,8 +231,9 @@ public final class Retriever {
     }
 
     func vectorSearch(_ q: [Float], k: Int, filter: Filter?) throws -> [(id: Int64, score: Double)] {
-        try prepareIndex()
-        guard let m = matrix, let s = searcher, m.count > 0 else { return [] }
+        let index = try currentIndex()
+        let m = index.matrix, s = index.searcher, rowOfID = index.rowOfID
+        guard m.count > 0 else { return [] }
         var allowed: ((Int) -> Bool)? = nil
         if let filter {
             let ids = try store.chunkIDs(matching: filter)
@@ -203,15 +242,16 @@ public final class Retriever {
             allowed = { mask[$0] }
             // A narrow filter is faster (and exact) as a scan of the allowed rows.
             if s is HNSWIndex && ids.count < m.count / 20 {
-                return ExactSearch(m, threads: threads).search(q, k: k, allowed: allowed).map { (m.ids[$0.row], Double($0.score)) }
+                return ExactSearch(m, threads: indexOptions.threads).search(q, k: k, allowed: allowed).map { (m.ids[$0.row], Double($0.score)) }
             }
         }
         return s.search(q, k: k, allowed: allowed).map { (m.ids[$0.row], Double($0.score)) }
     }
 
-    func mmr(_ items: [(id: Int64, score: Double, v: Int?, w: Int?)], query q: [Float], k: Int, lambda: Double) -> [(id: Int64, score: Double, v: Int?, w: Int?)] {
-        guard let m = matrix else { return items }
-        let rows = items.map { rowOfID[$0.id] }
+    func mmr(_ items: [(id: Int64, score: Double, v: Int?, w: Int?)], index: LoadedIndex, query q: [Float], k: Int,
+             lambda: Double) -> [(id: Int64, score: Double, v: Int?, w: Int?)] {
+        let m = index.matrix
+        let rows = items.map { index.rowOfID[$0.id] }
         let d = m.dimension
         let rel: [Double] = rows.map { r in r.map { r in q.withUnsafeBufferPointer { Double(dotProduct($0.baseAddress!, m.row(r), d)) } } ?? 0 }
         var chosen: [Int] = [], left = Array(items.indices)

@@ -90,8 +90,7 @@ public final class LoRAModel: @unchecked Sendable {
         self.adapter = adapter
         self.dropout = dropout
         cfg = base.config
-        if base.pool.threads != threads { base.pool = ThreadPool(threads: threads) }
-        pool = base.pool
+        pool = base.pool.threads == threads ? base.pool : ThreadPool.shared(threads: threads)
         gradients = [Float](repeating: 0, count: adapter.parameterCount)
         let C = cfg.embedding, V = cfg.vocabulary
         head = .allocate(capacity: V * C)

@@ -40,24 +40,29 @@ struct GroundingConfig {
     var minSimilarity = 0.25
     var embedder: String?
 
-    func makeEngine(model lm: LanguageModel, threads: Int, ctx: Int?) throws -> QueryEngine {
-        let store = try runReportingErrors { try Collections.open(collection) }
-        let e = try runReportingErrors { try embedderFor(store, model: embedder, threads: threads) }
-        let retriever = try runReportingErrors { try Retriever(store: store, embedder: e) }
-        retriever.mode = mode
-        retriever.threads = threads
-        let engine = QueryEngine(retriever: retriever, model: lm)
-        switch reranker {
-        case "default": engine.reranker = EmbeddingReranker()
-        case "none": engine.reranker = nil
-        default: engine.reranker = CrossEncoderReranker(try runReportingErrors { try CrossEncoder(directory: reranker, threads: threads) })
+    /// The ask settings these options give.
+    func settings(ctx: Int?) throws -> AskSettings {
+        var s = AskSettings()
+        s.candidates = candidates
+        s.passages = k
+        s.minSimilarity = minSimilarity
+        s.filter = try runReportingErrors { try Filter.parse(filter) }
+        s.contextTokens = ctx
+        s.retrieval.mode = mode
+        return s
+    }
+
+    func makeEngine(model lm: LanguageModel, threads: Int, ctx: Int?, adapters: [AdapterUse] = [],
+                    adjust: (inout AskSettings) -> Void = { _ in }) throws -> QueryEngine {
+        var defaults = try settings(ctx: ctx)
+        defaults.adapters = adapters
+        adjust(&defaults)
+        var index = IndexOptions()
+        index.threads = threads
+        return try runReportingErrors {
+            let kb = try KnowledgeBase.open(collection, embedder: embedder, threads: threads)
+            return try kb.engine(model: lm, reranker: try Rerankers.named(reranker, threads: threads), defaults: defaults, index: index)
         }
-        engine.candidates = candidates
-        engine.passages = k
-        engine.minSimilarity = minSimilarity
-        engine.filter = try runReportingErrors { try Filter.parse(filter) }
-        if let ctx { engine.contextTokens = ctx }
-        return engine
     }
 }
 
@@ -77,11 +82,13 @@ struct Ask: AsyncParsableCommand {
 
     func run() async throws {
         let lm = try loadModel(modelOptions)
-        let engine = try grounding.config.makeEngine(model: lm, threads: modelOptions.threads, ctx: modelOptions.ctx)
-        engine.answerTokens = n
-        engine.sampling.temperature = temperature
-        engine.sampling.repetitionPenalty = repeatPenalty
-        if let system { engine.prompt.system = system }
+        let engine = try grounding.config.makeEngine(model: lm, threads: modelOptions.threads, ctx: modelOptions.ctx,
+                                                     adapters: try modelOptions.adapters(lm)) { s in
+            s.answerTokens = n
+            s.sampling.temperature = temperature
+            s.sampling.repetitionPenalty = repeatPenalty
+            s.system = system
+        }
         let answer = try runReportingErrors {
             try engine.ask(question) { piece in if !json { emit(piece) }; return true }
         }

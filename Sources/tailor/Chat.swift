@@ -31,14 +31,14 @@ struct Chat: AsyncParsableCommand {
         let lm = try loadModel(modelOptions)
         if collection != nil { try runGrounded(lm); return }
         let ctx = modelOptions.ctx ?? min(lm.model.contextLength, 4096)
-        let cache = lm.model.makeCache(maxTokens: ctx)
-        let gen = lm.generator()
+        let cache = lm.makeCache(maxTokens: ctx)
+        let gen = lm.generator(adapters: try modelOptions.adapters(lm))
         var history: [ChatMessage] = []
         if let system { history.append(.system(system)) }
 
         func answer(_ text: String) throws -> String {
             history.append(.user(text))
-            let ids = try fitToContext(lm, &history, budget: ctx - min(n, ctx / 2))
+            let ids = try runReportingErrors { try lm.fitToContext(&history, budget: ctx - min(n, ctx / 2)) }
             let result = try runReportingErrors {
                 try gen.generate(prompt: ids, maxTokens: n, sampling: sampling.parameters, stop: sampling.stop,
                                  cache: cache) { piece in emit(piece); return true }
@@ -71,10 +71,12 @@ struct Chat: AsyncParsableCommand {
         var g = GroundingConfig()
         g.collection = collection; g.k = ragK; g.candidates = max(20, ragK); g.embedder = embedder
         g.reranker = reranker; g.minSimilarity = minSimilarity
-        let engine = try g.makeEngine(model: lm, threads: modelOptions.threads, ctx: modelOptions.ctx)
-        engine.answerTokens = min(n, engine.contextTokens / 2)
-        engine.sampling = sampling.parameters
-        if let system { engine.prompt.system = system + "\n" + engine.prompt.system }
+        let engine = try g.makeEngine(model: lm, threads: modelOptions.threads, ctx: modelOptions.ctx,
+                                      adapters: try modelOptions.adapters(lm)) { s in
+            s.answerTokens = n
+            s.sampling = sampling.parameters
+            if let system { s.system = system + "\n" + PromptBuilder().system }
+        }
         var history: [ChatMessage] = []
         func turn(_ text: String) throws {
             let query = history.isEmpty ? text : try runReportingErrors { try engine.standaloneQuestion(text, history: history) }
@@ -85,21 +87,5 @@ struct Chat: AsyncParsableCommand {
             history += [.user(text), .assistant(a.text)]
         }
         try converse(greeting: "Chatting with \(lm.name) over collection '\(engine.retriever.store.name)'. Ctrl-D to quit.", turn)
-    }
-
-    /// Renders the conversation, dropping the oldest turns (never the system prompt or the new
-    /// message) until it fits the budget.
-    func fitToContext(_ lm: LanguageModel, _ history: inout [ChatMessage], budget: Int) throws -> [Int] {
-        while true {
-            let text = try runReportingErrors { try lm.chatTemplate.render(history, addGenerationPrompt: true) }
-            let ids = lm.encodeChat(text)
-            if ids.count <= budget { return ids }
-            let first = history.first?.role == "system" ? 1 : 0
-            if history.count - first <= 1 {
-                note("error: the message is \(ids.count) tokens, more than the \(budget) the context allows; shorten it or raise --ctx")
-                throw ExitCode.failure
-            }
-            history.remove(at: first)
-        }
     }
 }

@@ -30,9 +30,10 @@ struct Generate: AsyncParsableCommand {
         let lm = try loadModel(modelOptions)
         let ids = lm.tokenizer.encode(text, addSpecial: true, parseSpecial: true)
         guard !ids.isEmpty else { throw ValidationError("the prompt is empty: give some text with -p") }
-        let cache = lm.model.makeCache(maxTokens: modelOptions.ctx ?? min(lm.model.contextLength, 4096))
+        let cache = lm.makeCache(maxTokens: modelOptions.ctx ?? min(lm.model.contextLength, 4096))
+        let gen = lm.generator(adapters: try modelOptions.adapters(lm))
         let result = try runReportingErrors {
-            try lm.generator().generate(prompt: ids, maxTokens: n, sampling: sampling.parameters, stop: sampling.stop,
+            try gen.generate(prompt: ids, maxTokens: n, sampling: sampling.parameters, stop: sampling.stop,
                                         cache: cache) { piece in if !json { emit(piece) }; return true }
         }
         if json {

@@ -51,9 +51,7 @@ func displayPath(_ p: String) -> String {
 
 /// The embedder for a collection: the one asked for, else the one that built it, else the default.
 func embedderFor(_ store: Store?, model: String?, threads: Int) throws -> SentenceEmbedder {
-    let recorded = try store?.embedder()?.name
-    let name = model ?? recorded
-    return try SentenceEmbedder(name, threads: threads)
+    try KnowledgeBase.embedderFor(store, model: model, threads: threads)
 }
 
 struct CollectionOption: ParsableArguments {
@@ -93,22 +91,17 @@ struct Ingest: AsyncParsableCommand {
 
     func run() async throws {
         installInterruptHandler()
-        let url = try runReportingErrors { try Collections.url(target.collection) }
-        let existing = Collections.exists(url) ? try runReportingErrors { try Store(directory: url, create: false) } : nil
-        let embedder = try runReportingErrors { try embedderFor(existing, model: model, threads: threads) }
-        let store = try runReportingErrors { try existing ?? Store(directory: url, create: true) }
+        let kb = try runReportingErrors { try KnowledgeBase.open(target.collection, embedder: model, create: true, threads: threads) }
+        let store = kb.store
         var opts = IngestOptions()
         opts.include = include; opts.exclude = exclude
         opts.loader = LoaderOptions(textField: textField, idField: idField)
-        let maxTokens = min(chunkTokens ?? 256, embedder.maxTokens - 2)
-        let chunker = Chunker(maxTokens: maxTokens, overlap: overlap, countTokens: embedder.countTokens)
-        let ingestor = try runReportingErrors { try Ingestor(store: store, embedder: embedder, chunker: chunker, options: opts) }
-        ingestor.shouldStop = { stopRequested.load(ordering: .relaxed) }
         var failedAny = false
         repeat {
             let line = ProgressLine()
             let summary = try runReportingErrors {
-                try ingestor.ingest(paths) { p in
+                try kb.ingest(paths, options: opts, chunkTokens: chunkTokens, overlap: overlap,
+                              shouldStop: { stopRequested.load(ordering: .relaxed) }) { p in
                     switch p.phase {
                     case .scanning: line.update("scanning…", force: true)
                     case .reading: line.update("reading files \(p.filesDone)/\(p.filesTotal)")
@@ -167,7 +160,7 @@ struct Search: AsyncParsableCommand {
     @Option(help: "Diversify results by maximal marginal relevance with this λ (1: relevance only, 0: diversity only).") var mmr: Double?
     @Option(name: .customLong("vector-weight"), help: "Hybrid: weight of the vector ranking.") var vectorWeight: Double = 1
     @Option(name: .customLong("keyword-weight"), help: "Hybrid: weight of the keyword ranking.") var keywordWeight: Double = 1
-    @Option(help: "Vector index: auto (HNSW from 50k chunks), exact, or hnsw.") var index: Retriever.IndexKind = .auto
+    @Option(help: "Vector index: auto (HNSW from 50k chunks), exact, or hnsw.") var index: IndexOptions.Kind = .auto
     @Option(name: [.short, .long], help: "Embedding model (default: the collection's).") var model: String?
     @Option(name: [.short, .long], help: "Threads.") var threads: Int = ThreadPool.availableCores
     @Flag(help: "Print results as JSON.") var json = false
@@ -178,15 +171,17 @@ struct Search: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let store = try runReportingErrors { try Collections.open(target.collection) }
-        let embedder = try runReportingErrors { try embedderFor(store, model: model, threads: threads) }
-        let retriever = try runReportingErrors { try Retriever(store: store, embedder: embedder) }
-        retriever.mode = mode; retriever.mmrLambda = mmr; retriever.index = index
-        retriever.vectorWeight = vectorWeight; retriever.keywordWeight = keywordWeight; retriever.threads = threads
+        var settings = RetrievalSettings(mode: mode)
+        settings.mmrLambda = mmr; settings.vectorWeight = vectorWeight; settings.keywordWeight = keywordWeight
         let line = ProgressLine()
-        retriever.indexProgress = { d, n in line.update("building the vector index: \(d)/\(n)") }
+        var indexOptions = IndexOptions()
+        indexOptions.kind = index; indexOptions.threads = threads
+        indexOptions.progress = { d, n in line.update("building the vector index: \(d)/\(n)") }
         let f = try runReportingErrors { try Filter.parse(filter) }
-        let results = try runReportingErrors { try retriever.retrieve(query, k: k, filter: f) }
+        let results = try runReportingErrors {
+            try KnowledgeBase.open(target.collection, embedder: model, threads: threads)
+                .retriever(defaults: settings, index: indexOptions).retrieve(query, k: k, filter: f)
+        }
         line.finish()
         if json { emit(try jsonString(results.enumerated().map { SearchResult($0.element, rank: $0.offset + 1) }) + "\n"); return }
         if results.isEmpty { print("No results."); return }
@@ -235,7 +230,7 @@ func jsonString<T: Encodable>(_ v: T) throws -> String {
 }
 
 extension RetrievalMode: ExpressibleByArgument {}
-extension Retriever.IndexKind: ExpressibleByArgument {}
+extension IndexOptions.Kind: ExpressibleByArgument {}
 
 struct CollectionsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -320,28 +315,17 @@ struct Reindex: AsyncParsableCommand {
 
     func run() async throws {
         installInterruptHandler()
-        let store = try runReportingErrors { try Collections.open(target.collection) }
-        let embedder = try runReportingErrors { try embedderFor(store, model: model, threads: threads) }
-        if try store.info("reindexing") != embedder.name { try store.clearPending(); try store.setInfo("reindexing", embedder.name) }
-        let total = try store.chunkCount()
-        var done = try store.pendingCount()
-        let start = Date(), startDone = done
+        let kb = try runReportingErrors { try KnowledgeBase.open(target.collection, embedder: model, threads: threads) }
         let line = ProgressLine()
-        while true {
-            if stopRequested.load(ordering: .relaxed) { line.finish(); note("Stopped; run the same command again to finish."); throw ExitCode(130) }
-            let batch = try runReportingErrors { try store.chunksToReembed(limit: 128) }
-            if batch.isEmpty { break }
-            let vectors = try runReportingErrors { try embedder.embed(batch.map(\.text)) }
-            try runReportingErrors { try store.savePending(zip(batch.map(\.id), vectors).map { ($0, $1) }) }
-            done += batch.count
-            let rate = Double(done - startDone) / Date().timeIntervalSince(start)
-            line.update(String(format: "re-embedding: %d/%d chunks, %.1f chunks/s, ETA %@", done, total, rate, formatDuration(Double(total - done) / max(rate, 1e-9))))
+        let r = try runReportingErrors {
+            try kb.reindex(shouldStop: { stopRequested.load(ordering: .relaxed) }) { p in
+                line.update(String(format: "re-embedding: %d/%d chunks, %.1f chunks/s, ETA %@", p.done, p.total, p.chunksPerSecond,
+                                   formatDuration(p.eta ?? 0)))
+            }
         }
         line.finish()
-        try runReportingErrors { try store.commitReembedding(embedderName: embedder.name, dimension: embedder.dimension) }
-        try? FileManager.default.removeItem(at: store.directory.appendingPathComponent("vectors.hnsw"))
-        try? FileManager.default.removeItem(at: store.directory.appendingPathComponent("vectors.f32"))
-        print("Re-embedded \(total) chunks of '\(store.name)' with \(embedder.name) (\(embedder.dimension) dims).")
+        if !r.finished { note("Stopped; run the same command again to finish."); throw ExitCode(130) }
+        print("Re-embedded \(r.chunks) chunks of '\(kb.store.name)' with \(r.embedder) (\(r.dimension) dims).")
     }
 }
 

@@ -7,7 +7,7 @@ import TailorTuning
 @main
 enum TailorMain {
     static func main() async {
-        OpenBLASSetup.ensureCoreType()
+        OpenBLASSetup.ensureCoreType(reexecuting: CommandLine.arguments)
         await Tailor.main()
     }
 }
@@ -38,8 +38,18 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "A LoRA adapter to apply (a directory from `tailor tune`, PEFT files, or a GGUF LoRA).")
     var adapter: String?
 
+    @Option(name: .customLong("adapter-scale"), help: "How strongly to apply the adapter (1: as trained, 0: not at all).")
+    var adapterScale: Float = 1
+
+    /// The adapter given with --adapter, loaded on `lm` by `loadModel`.
+    func adapters(_ lm: LanguageModel) throws -> [AdapterUse] {
+        guard adapter != nil else { return [] }
+        return [try runReportingErrors { try lm.adapters.use("cli", scale: adapterScale) }]
+    }
+
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard adapterScale.isFinite else { throw ValidationError("--adapter-scale must be a number") }
         if let ctx, ctx < 16 { throw ValidationError("--ctx must be at least 16 tokens") }
     }
 }
@@ -107,12 +117,7 @@ func runReportingErrors<T>(_ body: () throws -> T) throws -> T {
 func loadModel(_ opts: ModelOptions) throws -> LanguageModel {
     try runReportingErrors {
         let lm = try LanguageModel(opts.model, threads: opts.threads, precision: opts.precision.value)
-        if let path = opts.adapter {
-            guard let llama = lm.model as? LlamaModel else {
-                throw TuningError.unsupportedModel("--adapter: LoRA adapters apply to Llama-family models; \(lm.name) is not one")
-            }
-            llama.adapter = try AdapterFiles.load(path, for: llama.config)
-        }
+        if let path = opts.adapter { try lm.adapters.load(name: "cli", path: path) }
         return lm
     }
 }

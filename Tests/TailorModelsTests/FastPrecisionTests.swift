@@ -13,9 +13,7 @@ import TailorTokenizers
 /// Tailor's fast path, 0.0013 for llama.cpp — within 2.5×, not yet equal (see BENCHMARKS.md).
 @Suite(.serialized) struct FastPrecisionTests {
     static let model: Result<LlamaModel, Error> = Result {
-        let m = try LlamaModel(file: GGUFFile(path: TestPaths.model("SmolLM2-135M-Instruct.Q4_1.gguf")))
-        m.precision = .fast
-        return m
+        try LlamaModel(file: GGUFFile(path: TestPaths.model("SmolLM2-135M-Instruct.Q4_1.gguf")))
     }
 
     func kl(_ ref: [String: Any], _ logProbs: (Int) -> Double) -> Double {
@@ -30,7 +28,7 @@ import TailorTokenizers
         let forced = golden["forced"] as! [String: Any]
         let ids = (forced["ids"] as! [NSNumber]).map(\.intValue)
         let exact = forced["transformers"] as! [[String: Any]], llama = forced["llamacpp"] as! [[String: Any]]
-        let cache = model.makeCache(maxTokens: 512)
+        let cache = model.makeCache(maxTokens: 512, precision: .fast)
         var agree = 0, klFast = 0.0, klLlama = 0.0
         for (pos, id) in ids.enumerated() {
             let row = try model.forward([id], cache: cache)   // token by token: the integer decode path

@@ -49,7 +49,7 @@ import TailorTokenizers
         let lm = try Self.lm.get()
         let forced = try Self.fixture()["forced"]!
         let ids = forced["ids"]!.array!.map { $0.int! }
-        let logits = try lm.model.forward(ids, cache: lm.model.makeCache(maxTokens: 512), allLogits: true)
+        let logits = try lm.model.forward(ids, cache: lm.makeCache(maxTokens: 512), allLogits: true)
         let V = lm.model.vocabularySize
         var agree = 0, clear = 0, clearAgree = 0, maxDiff = 0.0
         let positions = forced["positions"]!.array!

@@ -49,7 +49,7 @@ import TailorTokenizers
         // and values differ from a prefill's by the activation rounding (logits ~0.1 apart), and
         // this conversation's second answer token is a near-tie that can go either way.
         let lm = try LanguageModel(try TestPaths.model("SmolLM2-135M-Instruct.Q4_1.gguf"), precision: .exact)
-        let cache = lm.model.makeCache(maxTokens: 1024)
+        let cache = lm.makeCache(maxTokens: 1024)
         let first = lm.encodeChat(try lm.chatTemplate.render([.user("Name a fruit.")]))
         let r1 = try lm.generator().generate(prompt: first, maxTokens: 20, sampling: .greedy, cache: cache)
         let second = lm.encodeChat(try lm.chatTemplate.render([.user("Name a fruit."), .assistant(r1.text), .user("And a vegetable?")]))

@@ -16,8 +16,8 @@ import TailorFormats
         let ids = ref["ids"]!.array!.map { $0.int! }
         let expected = ref["logits"]!.array!.map { $0.array!.map { Float($0.double!) } }
         let V = model.config.vocabulary
-        let batched = try model.forward(ids, cache: model.makeCache(maxTokens: 64), allLogits: true)
-        let cache = model.makeCache(maxTokens: 64)
+        let batched = try model.forward(ids, cache: model.makeCache(maxTokens: 64, precision: .exact), allLogits: true)
+        let cache = model.makeCache(maxTokens: 64, precision: .exact)
         var maxDiff: Float = 0, maxStep: Float = 0
         for (t, id) in ids.enumerated() {
             let step = try model.forward([id], cache: cache)

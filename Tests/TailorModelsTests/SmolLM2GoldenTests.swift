@@ -24,7 +24,7 @@ import TailorTokenizers
         let ids = (forced["ids"] as! [NSNumber]).map(\.intValue)
         let ref = forced["transformers"] as! [[String: Any]]
         let V = model.config.vocabulary
-        let logits = try model.forward(ids, cache: model.makeCache(maxTokens: 512), allLogits: true)
+        let logits = try model.forward(ids, cache: model.makeCache(maxTokens: 512, precision: .exact), allLogits: true)
         var agree = 0
         var klSum = 0.0, maxLogitDiff: Float = 0
         for (pos, r) in ref.enumerated() {
@@ -56,7 +56,7 @@ import TailorTokenizers
             let refIDs = (ref["ids"] as! [NSNumber]).map(\.intValue)
             let margins = (ref["top2_margins"] as! [NSNumber]).map(\.doubleValue)
             let checkUpTo = margins.firstIndex { $0 < 0.05 } ?? refIDs.count
-            let cache = model.makeCache(maxTokens: 512)
+            let cache = model.makeCache(maxTokens: 512, precision: .exact)
             var logits = try model.forward(prompt, cache: cache)
             var got: [Int] = []
             for _ in 0..<checkUpTo {
@@ -72,8 +72,8 @@ import TailorTokenizers
     @Test func batchedPrefillEqualsTokenByToken() throws {
         let model = try Self.model.get()
         let ids = [504, 3575, 282, 4649, 314, 7042, 30, 198, 198, 504, 1797, 1918]
-        let batched = try model.forward(ids, cache: model.makeCache(maxTokens: 64), allLogits: true)
-        let cache = model.makeCache(maxTokens: 64)
+        let batched = try model.forward(ids, cache: model.makeCache(maxTokens: 64, precision: .exact), allLogits: true)
+        let cache = model.makeCache(maxTokens: 64, precision: .exact)
         let V = model.config.vocabulary
         var maxDiff: Float = 0
         for (t, id) in ids.enumerated() {
@@ -86,7 +86,7 @@ import TailorTokenizers
 
     @Test func contextOverflowIsAnError() throws {
         let model = try Self.model.get()
-        let cache = model.makeCache(maxTokens: 4)
+        let cache = model.makeCache(maxTokens: 4, precision: .exact)
         #expect(throws: ModelError.self) { try model.forward([1, 2, 3, 4, 5], cache: cache) }
         #expect(throws: ModelError.self) { try model.forward([999_999], cache: cache) }
     }

@@ -63,19 +63,21 @@ import TailorTestSupport
         #expect(a.text == QueryEngine.notCovered)
         #expect(a.sources.isEmpty)
         // With the threshold at zero the model is asked anyway.
-        e.minSimilarity = -1
-        let forced = try e.ask("Who won the football world cup in 1998?")
+        var settings = e.defaults
+        settings.minSimilarity = -1
+        let forced = try e.ask("Who won the football world cup in 1998?", settings: settings)
         #expect(!forced.sources.isEmpty)
     }
 
     @Test func passagesFitTheContextBudget() throws {
         let s = try Setup.shared.get()
         let e = try s.engine()
-        e.minSimilarity = -1
-        e.passages = 8
-        e.contextTokens = 420
-        e.answerTokens = 40
-        let a = try e.ask("What does the handbook say about brakes, chains and tyres?")
+        var settings = e.defaults
+        settings.minSimilarity = -1
+        settings.passages = 8
+        settings.contextTokens = 420
+        settings.answerTokens = 40
+        let a = try e.ask("What does the handbook say about brakes, chains and tyres?", settings: settings)
         #expect(a.timings.promptTokens <= 420 - 40)
         #expect(!a.sources.isEmpty && a.sources.count < 8, "\(a.sources.count) passages")
     }
@@ -83,9 +85,9 @@ import TailorTestSupport
     @Test func rerankersReorder() throws {
         let s = try Setup.shared.get()
         let e = try s.engine()
-        e.reranker = nil
-        let plain = try e.sources(for: "sintered brake pad price").passages
-        e.reranker = EmbeddingReranker()
+        var settings = e.defaults
+        settings.rerank = false
+        let plain = try e.sources(for: "sintered brake pad price", settings: settings).passages
         let reranked = try e.sources(for: "sintered brake pad price").passages
         #expect(Set(plain.map(\.chunk.id)) == Set(reranked.map(\.chunk.id)))
         #expect(reranked.first?.chunk.path.hasSuffix("parts.csv") == true)

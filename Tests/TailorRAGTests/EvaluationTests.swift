@@ -47,12 +47,12 @@ import TailorTestSupport
         let judged = queries.filter { qrels[$0.id] != nil }
         let vectors = try embedder.embed(judged.map(\.text)).map(VectorMatrix.normalized)
         let r = try Retriever(store: store, embedder: embedder)
-        r.candidates = 300
         var ndcg: [RetrievalMode: Double] = [:]
         for mode in RetrievalMode.allCases {
-            r.mode = mode
+            var s = RetrievalSettings(mode: mode)
+            s.candidates = 300
             let per = try judged.enumerated().map { i, q in
-                RetrievalEvaluation.score(ranked: RetrievalEvaluation.documentRanking(try r.retrieve(q.text, vector: vectors[i], k: 300, filter: nil)),
+                RetrievalEvaluation.score(ranked: RetrievalEvaluation.documentRanking(try r.retrieve(q.text, vector: vectors[i], k: 300, filter: nil, settings: s)),
                                           relevant: qrels[q.id]!)
             }
             ndcg[mode] = RetrievalEvaluation.mean(per).ndcg10

@@ -21,8 +21,7 @@ import TailorTestSupport
 
     func retriever(_ mode: RetrievalMode) throws -> (Retriever, Corpus) {
         let c = try Corpus.shared.get()
-        let r = try Retriever(store: c.store, embedder: c.embedder)
-        r.mode = mode
+        let r = try Retriever(store: c.store, embedder: c.embedder, defaults: RetrievalSettings(mode: mode))
         return (r, c)
     }
 
@@ -61,7 +60,7 @@ import TailorTestSupport
     @Test func filtersRestrictResults() throws {
         let (r, c) = try retriever(.hybrid)
         for mode in RetrievalMode.allCases {
-            r.mode = mode
+            let r = try Retriever(store: r.store, embedder: r.embedder, defaults: RetrievalSettings(mode: mode))
             let pdfOnly = try r.retrieve("warranty brakes returns", k: 10, filter: Filter(types: [.pdf]))
             #expect(!pdfOnly.isEmpty && pdfOnly.allSatisfy { $0.chunk.type == .pdf }, "\(mode)")
             let glob = try r.retrieve("brakes", k: 10, filter: try Filter.parse(["path=*.csv"]))
@@ -87,17 +86,18 @@ import TailorTestSupport
         }
         #expect(zip(results, results.dropFirst()).allSatisfy { $0.score >= $1.score })
         // Weighting one side reorders toward it.
-        r.keywordWeight = 0
-        let vectorOnly = try r.retrieve("chain replacement interval", k: 5)
-        r.mode = .vector
-        #expect(vectorOnly.map(\.chunk.id) == (try r.retrieve("chain replacement interval", k: 5)).map(\.chunk.id))
+        var s = r.defaults
+        s.keywordWeight = 0
+        let vectorOnly = try r.retrieve("chain replacement interval", k: 5, settings: s)
+        #expect(vectorOnly.map(\.chunk.id) == (try r.retrieve("chain replacement interval", k: 5, settings: RetrievalSettings(mode: .vector))).map(\.chunk.id))
     }
 
     @Test func mmrDiversifies() throws {
         let (r, c) = try retriever(.vector)
         let plain = try r.retrieve("brake pads", k: 4)
-        r.mmrLambda = 0.3
-        let diverse = try r.retrieve("brake pads", k: 4)
+        var s = r.defaults
+        s.mmrLambda = 0.3
+        let diverse = try r.retrieve("brake pads", k: 4, settings: s)
         #expect(diverse.count == 4)
         #expect(diverse[0].chunk.id == plain[0].chunk.id, "the most relevant stays first")
         func redundancy(_ xs: [ScoredChunk]) throws -> Float {
@@ -183,14 +183,14 @@ import TailorTestSupport
         let store = try Store(directory: ws.collection, create: true)
         let ing = try Ingestor(store: store, embedder: e, chunker: Chunker(maxTokens: 64, overlap: 16, countTokens: e.countTokens))
         _ = try ing.ingest([ws.path("handbook.md")])
-        let r = try Retriever(store: store, embedder: e)
-        r.mode = .vector; r.vectorCacheThreshold = 0
+        var index = IndexOptions()
+        index.vectorCacheThreshold = 0
+        let r = try Retriever(store: store, embedder: e, defaults: RetrievalSettings(mode: .vector), index: index)
         let first = try r.retrieve("brake fluid", k: 3).map(\.chunk.id)
         let gen = try store.generation()
         let cached = try #require(VectorMatrix.cached(at: r.vectorsURL, generation: gen))
         #expect(cached.count == (try store.chunkCount()))
-        let r2 = try Retriever(store: store, embedder: e)
-        r2.mode = .vector; r2.vectorCacheThreshold = 0
+        let r2 = try Retriever(store: store, embedder: e, defaults: RetrievalSettings(mode: .vector), index: index)
         #expect(try r2.retrieve("brake fluid", k: 3).map(\.chunk.id) == first)
         // A change to the collection makes the cache stale; it is rebuilt with the new chunks.
         _ = try ing.ingest([ws.path("faq.html")])
@@ -203,8 +203,9 @@ import TailorTestSupport
     @Test func retrieverUsesAPersistedHNSWIndex() throws {
         let (r, c) = try retriever(.vector)
         let exact = try r.retrieve("chain wear", k: 3).map(\.chunk.id)
-        let h = try Retriever(store: c.store, embedder: c.embedder)
-        h.mode = .vector; h.index = .hnsw
+        var index = IndexOptions()
+        index.kind = .hnsw
+        let h = try Retriever(store: c.store, embedder: c.embedder, defaults: RetrievalSettings(mode: .vector), index: index)
         #expect(try h.retrieve("chain wear", k: 3).map(\.chunk.id) == exact, "on a tiny collection HNSW is exact")
         #expect(FileManager.default.fileExists(atPath: h.hnswURL.path))
     }

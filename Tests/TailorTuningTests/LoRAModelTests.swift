@@ -94,7 +94,7 @@ import TailorTestSupport
         #expect(checked == ref.layers.count * 14)
     }
 
-    /// The training forward pass and the runtime adapter (LlamaModel.forward with `adapter`) agree.
+    /// The training forward pass and the runtime adapter (LlamaModel.forward with `adapters`) agree.
     @Test func trainingForwardMatchesInferenceWithAdapter() throws {
         let lm = try LanguageModel(TestPaths.model("SmolLM2-135M-Instruct.Q4_1.gguf"), threads: 2, precision: .exact)
         let base = try #require(lm.model as? LlamaModel)
@@ -103,9 +103,7 @@ import TailorTestSupport
         let ids = [1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 314]
         let model = try LoRAModel(base: base, adapter: ad, threads: 2)
         let (loss, count) = model.run(PackedBatch([TokenizedExample(ids: ids, trained: ids.map { _ in true })], maxLength: 64), backward: false)
-        base.adapter = ad
-        defer { base.adapter = nil }
-        let logits = try base.forward(ids, cache: base.makeCache(maxTokens: 64), allLogits: true)
+        let logits = try base.forward(ids, cache: base.makeCache(maxTokens: 64, precision: .exact), adapters: [AdapterUse(ad)], allLogits: true)
         let V = base.config.vocabulary
         var want = 0.0
         for t in 0..<(ids.count - 1) {
@@ -117,8 +115,7 @@ import TailorTestSupport
         #expect(count == ids.count - 1)
         #expect(abs(loss - want) < 1e-4 * want, "training \(loss) vs inference \(want)")
         // And the adapter changes the model: without it the loss differs.
-        base.adapter = nil
-        let plain = try base.forward(ids, cache: base.makeCache(maxTokens: 64), allLogits: true)
+        let plain = try base.forward(ids, cache: base.makeCache(maxTokens: 64, precision: .exact), allLogits: true)
         #expect(plain != logits)
     }
 }

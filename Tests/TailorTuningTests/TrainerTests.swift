@@ -117,19 +117,18 @@ import TailorTestSupport
         #expect(losses.last! < 0.1 * losses.first!, "training loss \(losses.first!) → \(losses.last!)")
         #expect(s.finalTrainingLoss == losses.last)
         let base = try #require(lm.model as? LlamaModel)
-        func answer(_ q: String) throws -> String {
+        func answer(_ q: String, _ adapters: [AdapterUse]) throws -> String {
             let prompt = lm.encodeChat(try lm.chatTemplate.render([.user(q)], addGenerationPrompt: true))
             var p = SamplingParameters(); p.temperature = 0
-            return try lm.generator().generate(prompt: prompt, maxTokens: 24, sampling: p, stop: [], cache: lm.model.makeCache(maxTokens: 256)) { _ in true }.text
+            return try lm.generator(adapters: adapters).generate(prompt: prompt, maxTokens: 24, sampling: p, stop: [], cache: lm.makeCache(maxTokens: 256)) { _ in true }.text
         }
-        let before = try answer(Self.facts[2].0)
-        base.adapter = try AdapterFiles.load(dir, for: base.config)
-        defer { base.adapter = nil }
-        let after = try answer(Self.facts[2].0)
+        let before = try answer(Self.facts[2].0, [])
+        let tuned = try AdapterFiles.load(dir, for: base.config)
+        let after = try answer(Self.facts[2].0, [AdapterUse(tuned)])
         #expect(after.trimmingCharacters(in: .whitespacesAndNewlines) == Self.facts[2].1, "tuned: \(after)")
         #expect(!before.contains("6:40"), "base: \(before)")
         // The GGUF LoRA file holds the same adapter.
         let g = try AdapterFiles.load(dir + "/adapter.gguf", for: base.config)
-        #expect(g.parameters == base.adapter!.parameters)
+        #expect(g.parameters == tuned.parameters)
     }
 }
