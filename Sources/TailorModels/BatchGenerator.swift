@@ -22,6 +22,8 @@ public struct GenerationRequest: Sendable {
     public var precision: Precision?
     /// Positions its cache may hold (default: prompt + maxTokens, within the model's context).
     public var contextTokens: Int?
+    /// Go on past end-of-generation tokens (benchmarks: always `maxTokens` tokens).
+    public var ignoreEndOfGeneration = false
 
     public init(prompt: [Int], maxTokens: Int = 128, sampling: SamplingParameters = .greedy, stop: [String] = [],
                 adapters: [AdapterUse] = [], precision: Precision? = nil, contextTokens: Int? = nil) {
@@ -223,7 +225,10 @@ public final class BatchGenerator: @unchecked Sendable {
             var admitted: [Sequence] = []
             while active.count + admitted.count < maxSequences, !queue.isEmpty { admitted.append(queue.removeFirst()) }
             lock.unlock()
-            for s in admitted where admit(s) { active.append(s) }
+            for s in admitted where admit(s) {
+                active.append(s)
+                lock.lock(); stats.activeSequences += 1; lock.unlock()
+            }
             if active.isEmpty { continue }
             step(&active)
         }
@@ -292,9 +297,12 @@ public final class BatchGenerator: @unchecked Sendable {
         if let (_, e) = failure {
             // A pass failed (it should not: every request was checked when admitted): its
             // sequences cannot go on.
-            for (i, s) in members.enumerated() where logits[i].isEmpty { _ = s.onEvent(.failed(e)); s.handle.cancel() }
+            for (i, s) in members.enumerated() where logits[i].isEmpty {
+                s.handle.cancel()
+                lock.lock(); stats.activeSequences -= 1; lock.unlock()
+                _ = s.onEvent(.failed(e))
+            }
         }
-        var finished = 0
         for (i, s) in members.enumerated() where !logits[i].isEmpty {
             if s.prefilling {
                 s.computed += steps[i].tokens.count
@@ -305,16 +313,14 @@ public final class BatchGenerator: @unchecked Sendable {
             } else {
                 s.session.cache.tokens.append(s.next!)
             }
-            if let reason = advance(s, logits[i]) { finish(s, reason); finished += 1 }
+            if let reason = advance(s, logits[i]) { finish(s, reason) }
         }
         active.removeAll { s in s.handle.cancelled.load(ordering: .relaxed) }
         lock.lock()
         stats.steps += 1
         stats.decodedTokens += decode
         stats.prefilledTokens += prefill
-        stats.finishedRequests += finished
         stats.busySeconds += seconds
-        stats.activeSequences = active.count
         lock.unlock()
         onStep?(BatchStep(decodeTokens: decode, prefillTokens: prefill, seconds: seconds))
     }
@@ -324,7 +330,7 @@ public final class BatchGenerator: @unchecked Sendable {
     private func advance(_ s: Sequence, _ logits: [Float]) -> FinishReason? {
         if s.generated.count >= s.request.maxTokens { return .length }
         let tok = s.sampler.sample(logits, history: s.request.prompt + s.generated)
-        if model.tokenizer.endOfGeneration.contains(tok) { return .stop }
+        if !s.request.ignoreEndOfGeneration && model.tokenizer.endOfGeneration.contains(tok) { return .stop }
         s.generated.append(tok)
         let piece = s.text.push(tok)
         if s.text.hitStop { return .stop }
@@ -349,6 +355,10 @@ public final class BatchGenerator: @unchecked Sendable {
                                       prefillSeconds: prefillEnd.timeIntervalSince(s.admitted),
                                       decodeSeconds: now.timeIntervalSince(prefillEnd), cachedPromptTokens: s.cachedPrompt,
                                       queueSeconds: s.admitted.timeIntervalSince(s.submitted))
+        lock.lock()
+        stats.finishedRequests += 1
+        stats.activeSequences -= 1
+        lock.unlock()
         _ = s.onEvent(.finished(result))
     }
 }

@@ -1,6 +1,7 @@
 // Speed of a decoder, measured as llama-bench does: prefill (one batch of p tokens) and decode
 // (n tokens one at a time), each repeated, reported as mean ± standard deviation.
 import Foundation
+import Synchronization
 import TailorKernels
 
 public struct BenchStat: Codable, Sendable {
@@ -90,5 +91,87 @@ public enum DecoderBenchmark {
             return kb * 1024
         }
         return 0
+    }
+}
+
+/// Aggregate decoding speed of N sequences stepped together (continuous batching).
+public struct ParallelBenchResult: Codable, Sendable {
+    public var sequences: Int
+    /// Decoded tokens per second, all sequences together (steps with no prompt work).
+    public var decodeTokensPerSecond: Double
+    /// A step's time, which is each sequence's time per token: median and 95th percentile.
+    public var msPerTokenP50: Double
+    public var msPerTokenP95: Double
+    /// Prompt tokens per second while all prompts are computed.
+    public var prefillTokensPerSecond: Double
+    /// KV cache bytes each sequence holds at the end.
+    public var kvBytesPerSequence: Int
+    public var peakResidentBytes: Int
+    public var repetitions: Int
+
+    enum CodingKeys: String, CodingKey {
+        case sequences, repetitions
+        case decodeTokensPerSecond = "decode_tok_s", msPerTokenP50 = "ms_per_token_p50", msPerTokenP95 = "ms_per_token_p95"
+        case prefillTokensPerSecond = "prefill_tok_s", kvBytesPerSequence = "kv_bytes_per_sequence", peakResidentBytes = "peak_rss_bytes"
+    }
+}
+
+extension DecoderBenchmark {
+    /// For each width N: N requests at once, each a different `promptTokens`-token prompt (random
+    /// tokens, as llama-bench uses) then `generatedTokens` greedy tokens, through a BatchGenerator;
+    /// medians over `repetitions` runs after a warm-up.
+    public static func parallel(_ lm: LanguageModel, widths: [Int], promptTokens p: Int = 64, generatedTokens n: Int = 128,
+                                repetitions: Int = 3, progress: (String) -> Void = { _ in }) throws -> [ParallelBenchResult] {
+        let V = lm.model.vocabularySize
+        var out: [ParallelBenchResult] = []
+        for width in widths {
+            var decodeRates: [Double] = [], prefillRates: [Double] = [], stepTimes: [Double] = []
+            var kvBytes = 0
+            for rep in 0...repetitions {
+                let steps = Mutex<[BatchStep]>([])
+                let engine = BatchGenerator(model: lm, maxSequences: width, prefillChunk: max(1, p), prefillBudget: max(1, p) * width,
+                                            prefixCacheBytes: 0)
+                engine.onStep = { s in steps.withLock { $0.append(s) } }
+                var rng = SplitMix64(seed: 1234 &+ UInt64(width) &* 7919 &+ UInt64(rep))
+                let group = DispatchGroup()
+                let failure = Mutex<ModelError?>(nil)
+                let kv = Mutex(0)
+                for _ in 0..<width {
+                    var r = GenerationRequest(prompt: (0..<max(1, p)).map { _ in Int(rng.next() % UInt64(V)) }, maxTokens: n)
+                    r.ignoreEndOfGeneration = true
+                    group.enter()
+                    engine.submit(r) { event in
+                        switch event {
+                        case .finished: group.leave()
+                        case .failed(let e): failure.withLock { $0 = e }; group.leave()
+                        case .text: break
+                        }
+                        return true
+                    }
+                }
+                group.wait()
+                engine.shutdown()
+                if let e = failure.withLock({ $0 }) { throw e }
+                _ = kv
+                let all = steps.withLock { $0 }
+                let decode = all.filter { $0.prefillTokens == 0 && $0.decodeTokens > 0 }
+                let prefill = all.filter { $0.prefillTokens > 0 }
+                if rep > 0 {
+                    decodeRates.append(Double(decode.reduce(0) { $0 + $1.decodeTokens }) / max(1e-9, decode.reduce(0) { $0 + $1.seconds }))
+                    prefillRates.append(Double(prefill.reduce(0) { $0 + $1.prefillTokens }) / max(1e-9, prefill.reduce(0) { $0 + $1.seconds }))
+                    stepTimes += decode.filter { $0.decodeTokens == width }.map(\.seconds)
+                }
+                progress(rep == 0 ? "\(width) sequences: warm-up done" : "\(width) sequences: repetition \(rep)/\(repetitions)")
+            }
+            // fp16 keys and values of every layer for the prompt and the generated tokens.
+            kvBytes = 2 * lm.model.layerCount * lm.model.kvWidth * (lm.precision == .fast ? 2 : 4) * (p + n)
+            let sorted = stepTimes.sorted()
+            func pct(_ q: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))] * 1000 }
+            out.append(ParallelBenchResult(sequences: width, decodeTokensPerSecond: BenchStat(samples: decodeRates).median,
+                                           msPerTokenP50: pct(0.5), msPerTokenP95: pct(0.95),
+                                           prefillTokensPerSecond: BenchStat(samples: prefillRates).median,
+                                           kvBytesPerSequence: kvBytes, peakResidentBytes: peakResidentBytes(), repetitions: repetitions))
+        }
+        return out
     }
 }

@@ -21,16 +21,29 @@ struct BenchModel: AsyncParsableCommand {
     var n: Int = 128
     @Option(name: [.short, .customLong("repetitions")], help: "Repetitions after a warm-up.")
     var r: Int = 5
+    @Option(help: ArgumentHelp("Concurrent sequences to decode together, comma-separated (e.g. 1,4,16,64): aggregate decode tokens/s of that many requests, each a 64-token prompt then 128 greedy tokens (-p and -n change them).", valueName: "N,N,..."))
+    var parallel: String?
     @Flag(help: "Print JSON for scripts.")
     var json = false
 
     func validate() throws {
         guard p >= 0, n >= 0, p + n > 0 else { throw ValidationError("give -p or -n greater than 0") }
         guard r >= 1 else { throw ValidationError("-r must be at least 1") }
+        if parallel != nil { _ = try widths() }
+    }
+
+    func widths() throws -> [Int] {
+        guard let parallel else { return [] }
+        let w = parallel.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !w.isEmpty, w.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 4096 }) else {
+            throw ValidationError("--parallel: give sequence counts from 1 to 4096, comma-separated (e.g. 1,4,16,64); got '\(parallel)'")
+        }
+        return w.map { $0! }
     }
 
     func run() async throws {
         let lm = try loadModel(modelOptions)
+        if parallel != nil { try runParallel(lm); return }
         let result = try runReportingErrors {
             try DecoderBenchmark.run(lm, promptTokens: p, generatedTokens: n, repetitions: r) { note("bench: \($0)") }
         }
@@ -56,6 +69,35 @@ struct BenchModel: AsyncParsableCommand {
             print(String(format: "decode reads %@ of weights per token: %.1f GB/s achieved", formatBytes(Int64(result.bytesPerToken)), result.decodeGBps))
         }
         print("peak resident memory: \(formatBytes(Int64(result.peakResidentBytes)))")
+    }
+
+    /// `--parallel`: continuous batching at several widths.
+    func runParallel(_ lm: LanguageModel) throws {
+        // -p and -n keep llama-bench's defaults for the single-sequence test; here the issue's
+        // workload is 64 prompt tokens and 128 generated unless they are given.
+        let args = CommandLine.arguments
+        let prompt = args.contains("-p") || args.contains("--n-prompt") ? p : 64
+        let gen = args.contains("-n") || args.contains("--n-gen") ? n : 128
+        let results = try runReportingErrors {
+            try DecoderBenchmark.parallel(lm, widths: try widths(), promptTokens: prompt, generatedTokens: gen, repetitions: r) { note("bench: \($0)") }
+        }
+        if json {
+            struct Out: Encodable {
+                var model: String; var threads: Int; var precision: String; var promptTokens: Int; var generatedTokens: Int
+                var parallel: [ParallelBenchResult]
+                enum CodingKeys: String, CodingKey { case model, threads, precision, parallel, promptTokens = "prompt_tokens", generatedTokens = "generated_tokens" }
+            }
+            emit(try jsonString(Out(model: lm.name, threads: lm.model.pool.threads, precision: lm.precision.rawValue,
+                                    promptTokens: prompt, generatedTokens: gen, parallel: results)) + "\n")
+            return
+        }
+        print("| model | threads | sequences | decode t/s (all) | ms/token p50 | p95 | prefill t/s | KV per sequence |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for x in results {
+            print(String(format: "| %@ | %d | %d | %.1f | %.2f | %.2f | %.1f | %@ |", lm.name, lm.model.pool.threads, x.sequences,
+                         x.decodeTokensPerSecond, x.msPerTokenP50, x.msPerTokenP95, x.prefillTokensPerSecond, formatBytes(Int64(x.kvBytesPerSequence))))
+        }
+        print("peak resident memory: \(formatBytes(Int64(results.map(\.peakResidentBytes).max() ?? 0)))")
     }
 }
 
