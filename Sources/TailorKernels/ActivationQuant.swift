@@ -78,14 +78,20 @@ public final class QuantizedActivations {
         qv.deallocate(); dsv.deallocate(); negSumv.deallocate(); qKv.deallocate(); bsum8K.deallocate(); dv16.deallocate()
     }
 
-    /// Quantizes x ([tokens × n]) into the block formats asked for.
-    public func quantize(_ x: UnsafePointer<Float>, blocks32: Bool, blocks256: Bool) {
-        for t in 0..<tokens {
+    /// Quantizes x ([tokens × n]) into the block formats asked for; `grouped` also writes the
+    /// AVX-512 matrix-vector kernels' layout of the 32-blocks.
+    public func quantize(_ x: UnsafePointer<Float>, blocks32: Bool, blocks256: Bool, grouped: Bool = true) {
+        quantize(x, rows: 0..<tokens, blocks32: blocks32, blocks256: blocks256, grouped: grouped)
+    }
+
+    /// The same for the rows `rows` only (rows of one call may be quantized in parallel).
+    public func quantize(_ x: UnsafePointer<Float>, rows: Range<Int>, blocks32: Bool, blocks256: Bool, grouped: Bool = true) {
+        for t in rows {
             let xt = x + t * n
             if blocks32, n % 32 == 0 {
                 for b in 0..<(n / 32) { quantize32(xt + 32 * b, t * (n / 32) + b, q32 + t * n + 32 * b) }
                 #if TAILOR_AVX512
-                regroup(token: t)
+                if grouped { regroup(token: t) }
                 #endif
             }
             if blocks256, n % 256 == 0 {

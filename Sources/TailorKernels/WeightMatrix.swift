@@ -13,8 +13,11 @@ public struct WeightMatrix: @unchecked Sendable {
     public let rowBytes: Int
     /// Keeps the mapping (or buffer) alive.
     public let owner: AnyObject?
+    /// The rows repacked for integer products over many tokens (PackedWeights), used by
+    /// Precision.fast; the mapped rows serve everything else.
+    public let packed: PackedWeights?
 
-    public init(type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer, owner: AnyObject?) {
+    public init(type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer, owner: AnyObject?, packed: PackedWeights? = nil) {
         precondition(cols % type.blockSize == 0)
         self.type = type
         self.rows = rows
@@ -22,6 +25,14 @@ public struct WeightMatrix: @unchecked Sendable {
         self.data = data
         self.rowBytes = cols / type.blockSize * type.blockBytes
         self.owner = owner
+        self.packed = packed
+    }
+
+    /// This matrix with its packed layout (when its type has one), packed on `pool`.
+    public func packing(pool: ThreadPool?) -> WeightMatrix {
+        guard packed == nil, PackedWeights.supports(type), cols % 32 == 0 else { return self }
+        return WeightMatrix(type: type, rows: rows, cols: cols, data: data, owner: owner,
+                            packed: PackedWeights(type: type, rows: rows, cols: cols, source: data, pool: pool))
     }
 
     @inline(__always) public func row(_ r: Int) -> UnsafeRawPointer { data + r * rowBytes }
@@ -80,6 +91,10 @@ public enum MatMul {
                                rowByRow: Bool = false) {
         guard let cols = outputs.first?.0.cols, tokens > 0 else { return }
         precondition(outputs.allSatisfy { $0.0.cols == cols })
+        if tokenIndependent(outputs.map(\.0), precision: precision) {
+            packedProducts(x, outputs, cols: cols, tokens: tokens, pool: pool, accumulate: accumulate)
+            return
+        }
         let vector = rowByRow || tokens <= vectorLimit
         if vector, precision == .fast, outputs.allSatisfy({ Q8Dot.supports($0.0.type) }),
            cols % 32 == 0, !outputs.contains(where: { Q8Dot.uses256($0.0.type) && cols % 256 != 0 }) {
@@ -88,6 +103,43 @@ public enum MatMul {
             matvec(x, outputs, cols: cols, tokens: tokens, pool: pool, accumulate: accumulate)
         } else {
             gemm(x, outputs, cols: cols, tokens: tokens, pool: pool, accumulate: accumulate)
+        }
+    }
+
+    /// Whether every token's outputs are computed the same way whatever the number of tokens
+    /// (the packed kernels): then a batch can run all its rows in one call.
+    public static func tokenIndependent(_ matrices: [WeightMatrix], precision: Precision) -> Bool {
+        precision == .fast && matrices.allSatisfy { $0.packed != nil }
+    }
+
+    /// Integer products with the packed weights: activations quantized once (in parallel for
+    /// many tokens), then row groups of 16 spread over the threads.
+    static func packedProducts(_ x: UnsafePointer<Float>, _ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)],
+                               cols: Int, tokens: Int, pool: ThreadPool, accumulate: Bool) {
+        pool.withTurn {
+            let acts = pool.activations(n: cols, tokens: tokens)
+            if tokens >= 16 {
+                pool.parallelFor(tokens, minChunk: 8) { r in acts.quantize(x, rows: r, blocks32: true, blocks256: false, grouped: false) }
+            } else {
+                acts.quantize(x, blocks32: true, blocks256: false, grouped: false)
+            }
+            let packs = outputs.map { ($0.0.packed!, $0.1, $0.0.rows) }
+            let total = packs.reduce(0) { $0 + $1.0.groups }
+            // Decoding streams each thread's own contiguous groups (forEachChunk); with many
+            // tokens each group is compute-heavy and any order does.
+            let chunk = max(1, min(8, total / (8 * pool.threads)))
+            withExtendedLifetime(packs) {
+                pool.forEachChunk(total, chunk: chunk) { range, _ in
+                    var r = range.lowerBound, m = 0, base = 0
+                    while r < range.upperBound {
+                        while r >= base + packs[m].0.groups { base += packs[m].0.groups; m += 1 }
+                        let (w, y, rows) = packs[m]
+                        let end = min(range.upperBound, base + w.groups)
+                        PackedGEMM.run(w, acts, tokens: tokens, groups: (r - base)..<(end - base), y, ldy: rows, accumulate: accumulate)
+                        r = end
+                    }
+                }
+            }
         }
     }
 

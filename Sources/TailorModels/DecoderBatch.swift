@@ -82,6 +82,10 @@ struct DecoderBatch {
     func matmul(_ x: UnsafePointer<Float>, _ outputs: [(WeightMatrix, UnsafeMutablePointer<Float>)], pool: ThreadPool,
                 accumulate: Bool = false) {
         guard let cols = outputs.first?.0.cols else { return }
+        if MatMul.tokenIndependent(outputs.map(\.0), precision: precision) {
+            MatMul.forward(x, outputs, tokens: rows, pool: pool, precision: precision, accumulate: accumulate)
+            return
+        }
         if shortRows > 0 {
             MatMul.forward(x, outputs, tokens: shortRows, pool: pool, precision: precision, accumulate: accumulate, rowByRow: true)
         }

@@ -235,10 +235,12 @@ enum DecoderOps {
     }
 
     /// Reads a weight matrix by name, checking its shape [cols, rows] (ggml order).
-    static func matrix(_ file: GGUFFile, _ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
+    /// With `pack`, the matrix also gets its packed layout (for .fast batched products).
+    static func matrix(_ file: GGUFFile, _ name: String, rows: Int, cols: Int, pack: ThreadPool? = nil) throws -> WeightMatrix {
         guard let t = file.tensor(name) else { throw ModelError.format(.missingTensor(name)) }
         guard t.shape == [cols, rows] else { throw ModelError.tensorShape(name: name, expected: [cols, rows], found: t.shape) }
-        return WeightMatrix(type: t.type, rows: rows, cols: cols, data: file.data(t), owner: file)
+        let w = WeightMatrix(type: t.type, rows: rows, cols: cols, data: file.data(t), owner: file)
+        return pack.map { w.packing(pool: $0) } ?? w
     }
 
     /// Reads a vector (norm weights, biases) as fp32.

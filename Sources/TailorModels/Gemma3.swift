@@ -90,7 +90,8 @@ public final class Gemma3Model: CausalLM, @unchecked Sendable {
         config = cfg
         self.pool = pool ?? ThreadPool.shared(threads: threads)
         let C = cfg.embedding, F = cfg.feedForward, D = cfg.headDim, Q = cfg.heads * D, KV = cfg.kvHeads * D
-        func m(_ n: String, _ r: Int, _ c: Int) throws -> WeightMatrix { try DecoderOps.matrix(file, n, rows: r, cols: c) }
+        let pack = self.pool
+        func m(_ n: String, _ r: Int, _ c: Int) throws -> WeightMatrix { try DecoderOps.matrix(file, n, rows: r, cols: c, pack: pack) }
         func v(_ n: String, _ k: Int) throws -> [Float] { try DecoderOps.vector(file, n, k) }
         tokenEmbedding = try m("token_embd.weight", cfg.vocabulary, C)
         blocks = try (0..<cfg.layers).map { i in

@@ -95,11 +95,15 @@ public final class LlamaModel: CausalLM, @unchecked Sendable {
         config = cfg
         self.pool = pool ?? ThreadPool.shared(threads: threads)
 
-        func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix { try DecoderOps.matrix(file, name, rows: rows, cols: cols) }
+        // The products' matrices also get the packed layout of the fast batched kernels.
+        let pack = self.pool
+        func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix { try DecoderOps.matrix(file, name, rows: rows, cols: cols, pack: pack) }
         func vector(_ name: String, _ n: Int) throws -> [Float] { try DecoderOps.vector(file, name, n) }
         func optionalVector(_ name: String, _ n: Int) throws -> [Float]? { try DecoderOps.optionalVector(file, name, n) }
         let C = cfg.embedding, F = cfg.feedForward, Q = cfg.qDim, KV = cfg.kvDim
-        tokenEmbedding = try matrix("token_embd.weight", rows: cfg.vocabulary, cols: C)
+        let tied = file.tensor("output.weight") == nil
+        // Looked up by row only, unless it is also the output projection.
+        tokenEmbedding = try DecoderOps.matrix(file, "token_embd.weight", rows: cfg.vocabulary, cols: C, pack: tied ? pack : nil)
         blocks = try (0..<cfg.layers).map { i in
             let p = "blk.\(i)."
             return LlamaBlock(
@@ -117,7 +121,7 @@ public final class LlamaModel: CausalLM, @unchecked Sendable {
                 down: try matrix(p + "ffn_down.weight", rows: C, cols: F))
         }
         outputNorm = try vector("output_norm.weight", C)
-        output = file.tensor("output.weight") != nil ? try matrix("output.weight", rows: cfg.vocabulary, cols: C) : tokenEmbedding
+        output = tied ? tokenEmbedding : try matrix("output.weight", rows: cfg.vocabulary, cols: C)
         // rope_freqs.weight [ropeDim/2]: Llama 3.1+ long-context frequency factors.
         let ropeFactors = try optionalVector("rope_freqs.weight", cfg.ropeDim / 2)
         invFreq = DecoderOps.ropeFrequencies(base: cfg.ropeBase, ropeDim: cfg.ropeDim, scale: cfg.ropeScale, factors: ropeFactors)

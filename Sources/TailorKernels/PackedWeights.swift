@@ -1,0 +1,165 @@
+// Weight matrices repacked at load for integer matrix products over many tokens (batched decoding
+// and prefill), in the spirit of ik_llama.cpp's and llama.cpp's "repacked" CPU layouts: sixteen
+// rows interleaved per block, so one 64-byte load gives four consecutive weights of each of the
+// sixteen rows, one activation dword broadcast feeds all sixteen (vpdpbusd), and an AMX tile
+// (sixteen rows × the block's bytes) loads straight from it.
+//
+// Layout: the rows in groups of 16 (the last group padded with zero rows), each group's blocks in
+// order, each block a fixed-size tile:
+//   Q4_0  qs: 4 chunks × 64 bytes, chunk j = for rows 0…15, bytes 4j…4j+3 of the row's nibble
+//         bytes (low nibbles: values 4j…4j+3, high nibbles: 16+4j…16+4j+3); then d[16] (fp16)
+//   Q4_1  the same, then d[16], m[16] (fp16)
+//   Q8_0  qs: 8 chunks × 64 bytes, chunk j = for rows 0…15, values 4j…4j+3 as unsigned bytes
+//         (the int8 value + 128); then d[16] (fp16)
+// Every tile holds the same bytes as the sixteen blocks it came from, so the packed matrix is the
+// size of the mapped one, and replaces it in memory for these kernels.
+//
+// The arithmetic (`PackedGEMM.reference`, kept forever; every kernel gives its bits exactly): for
+// row r and token t, over the blocks b in order,
+//   isum = Σ_k w_u[r, 32b+k]·q[t, 32b+k] − off·Σq[t, b]   (off: Q4_0 8, Q8_0 128, Q4_1 0)
+//   acc  = fma(Float(isum), d[r,b]·dx[t,b], acc);   Q4_1 then acc = fma(m[r,b], s[t,b], acc)
+// with q, dx, s the 8-bit activation blocks of `QuantizedActivations` (s = fp16(dx·Σq)). The
+// integer sums are exact, and the float steps are the same whatever the number of tokens, so a
+// token's outputs do not depend on the other tokens multiplied with it.
+import Foundation
+
+public final class PackedWeights: @unchecked Sendable {
+    // @unchecked Sendable: written once in init, read-only afterwards.
+    public let type: GGMLType
+    public let rows: Int
+    public let cols: Int
+    /// Row groups of 16 and blocks of 32 per row.
+    public let groups: Int
+    public let blocks: Int
+    public let tileBytes: Int
+    public let data: UnsafeMutableRawPointer
+    public var byteCount: Int { groups * blocks * tileBytes }
+
+    /// Types with a packed layout.
+    public static func supports(_ t: GGMLType) -> Bool { t == .q4_0 || t == .q4_1 || t == .q8_0 }
+
+    /// Bytes of the weight values in a tile (the scales follow them).
+    static func valueBytes(_ t: GGMLType) -> Int { t == .q8_0 ? 512 : 256 }
+
+    static func tileBytes(_ t: GGMLType) -> Int {
+        switch t {
+        case .q4_0: return 256 + 32
+        case .q4_1: return 256 + 64
+        default: return 512 + 32
+        }
+    }
+
+    /// Packs `rows` rows of `cols` values of type `type` from `source` (the file's row-major
+    /// blocks), the row groups split over `pool`.
+    public init(type: GGMLType, rows: Int, cols: Int, source: UnsafeRawPointer, pool: ThreadPool? = nil) {
+        precondition(Self.supports(type) && cols % 32 == 0 && rows > 0)
+        self.type = type
+        self.rows = rows
+        self.cols = cols
+        groups = (rows + 15) / 16
+        blocks = cols / 32
+        tileBytes = Self.tileBytes(type)
+        data = .allocate(byteCount: max(64, groups * blocks * tileBytes), alignment: 64)
+        let rowBytes = blocks * type.blockBytes
+        let body = { (range: Range<Int>) in
+            for g in range {
+                for b in 0..<self.blocks {
+                    self.packTile(group: g, block: b) { r in r < rows ? source + r * rowBytes + b * type.blockBytes : nil }
+                }
+            }
+        }
+        if let pool { pool.parallelFor(groups, minChunk: 4, body) } else { body(0..<groups) }
+    }
+
+    deinit { data.deallocate() }
+
+    @inline(__always) public func tile(group g: Int, block b: Int) -> UnsafeRawPointer {
+        UnsafeRawPointer(data + (g * blocks + b) * tileBytes)
+    }
+
+    /// Writes the tile of row group g, block b from the sixteen source blocks (nil: a padding row).
+    private func packTile(group g: Int, block b: Int, _ source: (Int) -> UnsafeRawPointer?) {
+        let t = data + (g * blocks + b) * tileBytes
+        let vb = Self.valueBytes(type)
+        let d = (t + vb).assumingMemoryBound(to: UInt16.self)
+        for i in 0..<16 {
+            guard let s = source(g * 16 + i) else {
+                for j in 0..<(vb / 64) { (t + 64 * j + 4 * i).storeBytes(of: UInt32(type == .q8_0 ? 0x8080_8080 : 0), as: UInt32.self) }
+                d[i] = 0
+                if type == .q4_1 { d[16 + i] = 0 }
+                continue
+            }
+            switch type {
+            case .q4_0, .q4_1:
+                let qs = s + (type == .q4_0 ? 2 : 4)
+                for j in 0..<4 { (t + 64 * j + 4 * i).storeBytes(of: qs.loadUnaligned(fromByteOffset: 4 * j, as: UInt32.self), as: UInt32.self) }
+                d[i] = s.loadUnaligned(as: UInt16.self)
+                if type == .q4_1 { d[16 + i] = s.loadUnaligned(fromByteOffset: 2, as: UInt16.self) }
+            default:
+                for j in 0..<8 {
+                    let v = s.loadUnaligned(fromByteOffset: 2 + 4 * j, as: UInt32.self) ^ 0x8080_8080
+                    (t + 64 * j + 4 * i).storeBytes(of: v, as: UInt32.self)
+                }
+                d[i] = s.loadUnaligned(as: UInt16.self)
+            }
+        }
+    }
+
+    /// Value k (0…31) of row i (0…15) of a tile, as the unsigned byte the products use.
+    @inline(__always) static func value(_ type: GGMLType, _ tile: UnsafeRawPointer, row i: Int, _ k: Int) -> Int32 {
+        if type == .q8_0 { return Int32(tile.load(fromByteOffset: 64 * (k / 4) + 4 * i + k % 4, as: UInt8.self)) }
+        let byte = tile.load(fromByteOffset: 64 * ((k % 16) / 4) + 4 * i + k % 4, as: UInt8.self)
+        return Int32(k < 16 ? byte & 0x0F : byte >> 4)
+    }
+
+    /// The offset of the unsigned weights: Σ w_u·q − off·Σq is the signed product.
+    @inline(__always) static func offset(_ type: GGMLType) -> Int32 {
+        switch type {
+        case .q4_0: return 8
+        case .q8_0: return 128
+        default: return 0
+        }
+    }
+}
+
+/// Products of 8-bit activations with packed weights.
+public enum PackedGEMM {
+    /// y[t, r] (+)= Σ_i x[t, i]·W[r, i] for rows `groups` (row groups of 16) of `w`, tokens
+    /// 0..<tokens of `a`: the scalar reference of the block arithmetic in the file header.
+    /// y: [tokens × ldy], row r of w at column r.
+    public static func reference(_ w: PackedWeights, _ a: QuantizedActivations, tokens: Int, groups: Range<Int>,
+                                 _ y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
+        let nb = w.blocks, n = a.n
+        let off = PackedWeights.offset(w.type)
+        for g in groups {
+            for i in 0..<16 where g * 16 + i < w.rows {
+                let r = g * 16 + i
+                for t in 0..<tokens {
+                    var acc: Float = 0
+                    for b in 0..<nb {
+                        let tile = w.tile(group: g, block: b)
+                        let q = a.q32 + t * n + 32 * b
+                        var isum: Int32 = 0
+                        for k in 0..<32 { isum &+= PackedWeights.value(w.type, tile, row: i, k) &* Int32(q[k]) }
+                        isum &-= off &* a.sum32[t * nb + b]
+                        let scales = (tile + PackedWeights.valueBytes(w.type)).assumingMemoryBound(to: UInt16.self)
+                        acc = acc.addingProduct(Float(isum), halfToFloat(scales[i]) * a.d32[t * nb + b])
+                        if w.type == .q4_1 { acc = acc.addingProduct(halfToFloat(scales[16 + i]), a.s32[t * nb + b]) }
+                    }
+                    if accumulate { y[t * ldy + r] += acc } else { y[t * ldy + r] = acc }
+                }
+            }
+        }
+    }
+
+    /// The same with the fastest kernel this build and CPU have.
+    @inline(__always)
+    public static func run(_ w: PackedWeights, _ a: QuantizedActivations, tokens: Int, groups: Range<Int>,
+                           _ y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
+        #if TAILOR_AVX512
+        AVX512Packed.run(w, a, tokens: tokens, groups: groups, y, ldy: ldy, accumulate: accumulate)
+        #else
+        reference(w, a, tokens: tokens, groups: groups, y, ldy: ldy, accumulate: accumulate)
+        #endif
+    }
+}
