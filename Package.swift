@@ -16,6 +16,10 @@ if avx2 { fast.append(.define("TAILOR_AVX2")) }
 // The AVX-512 decoding kernels (VNNI dot products, byte permutes) where the building CPU has them.
 let avx512 = avx2 && ["avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512vbmi"].allSatisfy { cpuinfo.contains(" \($0)") }
 if avx512 { fast.append(.define("TAILOR_AVX512")) }
+// The AMX int8 kernel of the packed products where the building CPU has AMX (used only when the
+// running CPU has it too and Linux grants the tile state: checked at run time).
+let amx = avx512 && cpuinfo.contains(" amx_int8") && cpuinfo.contains(" amx_tile")
+if amx { fast.append(.define("TAILOR_AMX")) }
 // The fp16 encoder GEMM (HalfGEMM) where the building CPU has AVX512-FP16.
 let avx512fp16 = avx512 && cpuinfo.contains(" avx512_fp16")
 if avx512fp16 { fast.append(.define("TAILOR_AVX512FP16")) }

@@ -32,3 +32,58 @@ static inline void tailor_atomic_store64(unsigned long long *p, unsigned long lo
 static inline int tailor_atomic_cas64(unsigned long long *p, unsigned long long *expected, unsigned long long desired) {
     return __atomic_compare_exchange_n(p, expected, desired, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
+
+#include <unistd.h>
+#include <sys/syscall.h>
+
+/// Asks Linux for permission to use AMX tile data in this process (arch_prctl
+/// ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA); 0 on success. Needed once before the first tile
+/// instruction.
+static inline long tailor_amx_request(void) {
+#if defined(__x86_64__)
+    return syscall(SYS_arch_prctl, 0x1023, 18);
+#else
+    return -1;
+#endif
+}
+
+#if defined(__AMX_TILE__) && defined(__AMX_INT8__)
+#include <immintrin.h>
+/// The tile shapes of the packed kernels (palette 1): tiles 0 and 1 accumulate 16 × 16 int32
+/// (16 tokens × 16 weight rows); tiles 2 and 3 hold 16 token rows × 32 activation bytes; tiles
+/// 4 and 5 hold 8 rows (values 4j…4j+3) × 16 weight rows × 4 bytes.
+static inline void tailor_amx_configure(void) {
+    struct __attribute__((packed)) { unsigned char palette, start; unsigned char reserved[14];
+                                     unsigned short colsb[16]; unsigned char rows[16]; } cfg = {0};
+    cfg.palette = 1;
+    cfg.colsb[0] = 64; cfg.rows[0] = 16; cfg.colsb[1] = 64; cfg.rows[1] = 16;
+    cfg.colsb[2] = 32; cfg.rows[2] = 16; cfg.colsb[3] = 32; cfg.rows[3] = 16;
+    cfg.colsb[4] = 64; cfg.rows[4] = 8;  cfg.colsb[5] = 64; cfg.rows[5] = 8;
+    _tile_loadconfig(&cfg);
+}
+static inline void tailor_amx_release(void) { _tile_release(); }
+
+/// Starts one 32-value block of 16 tokens × 16 weight rows on tile set 0 or 1: c = a (16 rows of
+/// 32 signed bytes, `lda` apart) · b (8 rows of 64 bytes: 16 weight rows × 4 values, signed for
+/// _ss, unsigned for _su). `tailor_amx_finish` stores c (16 rows of 16 int32). Two sets let one
+/// block's product run while the previous one is stored.
+static inline void tailor_amx_start_ss0(const void *a, long lda, const void *b) {
+    _tile_zero(0); _tile_loadd(2, a, lda); _tile_loadd(4, b, 64); _tile_dpbssd(0, 2, 4);
+}
+static inline void tailor_amx_start_ss1(const void *a, long lda, const void *b) {
+    _tile_zero(1); _tile_loadd(3, a, lda); _tile_loadd(5, b, 64); _tile_dpbssd(1, 3, 5);
+}
+static inline void tailor_amx_start_su0(const void *a, long lda, const void *b) {
+    _tile_zero(0); _tile_loadd(2, a, lda); _tile_loadd(4, b, 64); _tile_dpbsud(0, 2, 4);
+}
+static inline void tailor_amx_start_su1(const void *a, long lda, const void *b) {
+    _tile_zero(1); _tile_loadd(3, a, lda); _tile_loadd(5, b, 64); _tile_dpbsud(1, 3, 5);
+}
+static inline void tailor_amx_finish0(void *c) { _tile_stored(0, c, 64); }
+/// `count` pairs of independent tile products on zeroed tiles (the int8 peak of these shapes).
+static inline void tailor_amx_peak(long count) {
+    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3); _tile_zero(4); _tile_zero(5);
+    for (long i = 0; i < count; i++) { _tile_dpbssd(0, 2, 4); _tile_dpbssd(1, 3, 5); }
+}
+static inline void tailor_amx_finish1(void *c) { _tile_stored(1, c, 64); }
+#endif

@@ -51,11 +51,17 @@ public final class QuantizedActivations {
     public init(n: Int, tokens: Int) {
         self.n = n
         self.tokens = tokens
-        d32 = .allocate(capacity: max(1, tokens * n / 32))
-        s32 = .allocate(capacity: max(1, tokens * n / 32))
+        // The 32-block buffers hold whole tiles of 16 tokens (the AMX kernel reads 16 at a time;
+        // the outputs of the padding are dropped).
+        let padded = (tokens + 15) / 16 * 16
+        d32 = .allocate(capacity: max(1, padded * n / 32))
+        s32 = .allocate(capacity: max(1, padded * n / 32))
         ds32 = .allocate(capacity: max(2, 2 * tokens * n / 32))
-        sum32 = .allocate(capacity: max(1, tokens * n / 32))
-        q32 = .allocate(capacity: max(1, tokens * n))
+        sum32 = .allocate(capacity: max(1, padded * n / 32))
+        q32 = .allocate(capacity: max(1, padded * n))
+        d32.initialize(repeating: 0, count: max(1, padded * n / 32))
+        s32.initialize(repeating: 0, count: max(1, padded * n / 32))
+        q32.initialize(repeating: 0, count: max(1, padded * n))
         dK = .allocate(capacity: max(1, tokens * n / 256))
         qK = .allocate(capacity: max(1, tokens * n))
         bsumsK = .allocate(capacity: max(1, tokens * n / 16))

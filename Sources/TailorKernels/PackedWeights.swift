@@ -152,10 +152,28 @@ public enum PackedGEMM {
         }
     }
 
+    /// Which kernel `run` uses for `tokens` tokens on this machine.
+    public static func kernel(tokens: Int) -> String {
+        #if TAILOR_AMX
+        if tokens >= AMXPacked.minimumTokens && AMXPacked.available { return "amx-int8" }
+        #endif
+        #if TAILOR_AVX512
+        return "avx512-vnni"
+        #else
+        return "reference"
+        #endif
+    }
+
     /// The same with the fastest kernel this build and CPU have.
     @inline(__always)
     public static func run(_ w: PackedWeights, _ a: QuantizedActivations, tokens: Int, groups: Range<Int>,
                            _ y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
+        #if TAILOR_AMX
+        if tokens >= AMXPacked.minimumTokens && AMXPacked.available {
+            AMXPacked.run(w, a, tokens: tokens, groups: groups, y, ldy: ldy, accumulate: accumulate)
+            return
+        }
+        #endif
         #if TAILOR_AVX512
         AVX512Packed.run(w, a, tokens: tokens, groups: groups, y, ldy: ldy, accumulate: accumulate)
         #else

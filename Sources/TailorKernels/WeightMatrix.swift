@@ -28,11 +28,17 @@ public struct WeightMatrix: @unchecked Sendable {
         self.packed = packed
     }
 
-    /// This matrix with its packed layout (when its type has one), packed on `pool`.
+    /// This matrix with its packed layout (when its type has one), packed on `pool`. The mapped
+    /// pages it was read from are handed back to the kernel, so the packed copy replaces them in
+    /// resident memory; whatever reads the mapped rows later (exact precision, an embedding
+    /// lookup) faults in only the pages it touches.
     public func packing(pool: ThreadPool?) -> WeightMatrix {
         guard packed == nil, PackedWeights.supports(type), cols % 32 == 0 else { return self }
-        return WeightMatrix(type: type, rows: rows, cols: cols, data: data, owner: owner,
-                            packed: PackedWeights(type: type, rows: rows, cols: cols, source: data, pool: pool))
+        let p = PackedWeights(type: type, rows: rows, cols: cols, source: data, pool: pool)
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: data) + page - 1) / page * page, end = (Int(bitPattern: data) + byteCount) / page * page
+        if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, Int32(MADV_DONTNEED)) }
+        return WeightMatrix(type: type, rows: rows, cols: cols, data: data, owner: owner, packed: p)
     }
 
     @inline(__always) public func row(_ r: Int) -> UnsafeRawPointer { data + r * rowBytes }

@@ -6,7 +6,7 @@ import TailorModels
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed: model prefill and decode (default), embeddings, or the machine's memory bandwidth.",
-        subcommands: [BenchModel.self, BenchMemory.self, BenchMatvec.self, BenchGEMM.self, BenchEmbed.self, BenchSearch.self, BenchTune.self, BenchTuneClassifier.self],
+        subcommands: [BenchModel.self, BenchMemory.self, BenchMatvec.self, BenchGEMM.self, BenchQGEMM.self, BenchPeak.self, BenchEmbed.self, BenchSearch.self, BenchTune.self, BenchTuneClassifier.self],
         defaultSubcommand: BenchModel.self)
 }
 
@@ -194,6 +194,55 @@ struct BenchGEMM: AsyncParsableCommand {
             let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try enc.encode(results), as: UTF8.self))
         }
+    }
+}
+
+struct BenchQGEMM: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "qgemm",
+        abstract: "The packed integer products of batched decoding and prefill alone, one thread: int8 multiply-adds per second by type and token count.")
+    @Option(help: "Types, comma-separated.") var types: String = "q4_0,q4_1,q8_0"
+    @Option(help: "Rows of the matrix.") var rows: Int = 1536
+    @Option(help: "Columns (the input width, a multiple of 32).") var cols: Int = 576
+    @Option(help: "Token counts, comma-separated.") var tokens: String = "1,4,16,64,512"
+    @Option(name: .short, help: "Repetitions.") var r: Int = 5
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        guard cols % 32 == 0, rows > 0 else { throw ValidationError("--cols must be a multiple of 32 and --rows positive") }
+        let counts = tokens.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--tokens: positive counts, comma-separated") }
+        var results: [KernelBenchmark.PackedResult] = []
+        let peak = KernelBenchmark.peak()
+        if !json {
+            for p in peak { print(String(format: "int8 peak, one thread, %@: %.1f GMAC/s", p.unit, p.gmacs)) }
+            print("| type | rows×cols | tokens | kernel | GMAC/s | % of peak |\n| --- | --- | ---: | --- | ---: | ---: |")
+        }
+        for name in types.split(separator: ",") {
+            guard let t = GGMLType.allCases.first(where: { $0.description.lowercased() == name.lowercased() }), PackedWeights.supports(t) else {
+                throw ValidationError("--types: '\(name)' has no packed kernel (q4_0, q4_1, q8_0)")
+            }
+            for n in counts {
+                let res = KernelBenchmark.packed(type: t, rows: rows, cols: cols, tokens: n, repetitions: r)
+                results.append(res)
+                let unitPeak = peak.last(where: { res.kernel.hasPrefix("amx") ? $0.unit.hasPrefix("amx") : !$0.unit.hasPrefix("amx") })?.gmacs ?? 0
+                if !json { print(String(format: "| %@ | %d×%d | %d | %@ | %.1f | %.0f%% |", res.type, rows, cols, n, res.kernel, res.gmacs, unitPeak > 0 ? 100 * res.gmacs / unitPeak : 0)) }
+            }
+        }
+        if json {
+            struct Out: Encodable { var peak: [KernelBenchmark.PeakResult]; var products: [KernelBenchmark.PackedResult] }
+            emit(try jsonString(Out(peak: peak, products: results)) + "\n")
+        }
+    }
+}
+
+struct BenchPeak: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "peak",
+        abstract: "The int8 multiply-add peak of one core (VNNI dot products, AMX tiles where present), to read the other figures against.")
+    @Flag(help: "Print JSON.") var json = false
+    func run() async throws {
+        let peak = KernelBenchmark.peak()
+        if json { emit(try jsonString(peak) + "\n"); return }
+        for p in peak { print(String(format: "%@: %.1f GMAC/s per core", p.unit, p.gmacs)) }
     }
 }
 

@@ -16,15 +16,16 @@ import Testing
 
     @Test(arguments: [GGMLType.q4_0, .q4_1, .q8_0])
     func kernelEqualsReferenceAndNearExact(_ type: GGMLType) throws {
+        print("packed kernels on this machine: 1 token \(PackedGEMM.kernel(tokens: 1)), 16 tokens \(PackedGEMM.kernel(tokens: 16))")
         for (rows, n) in [(16, 32), (37, 96), (5, 576), (48, 1536)] {
             let w = Self.matrix(type, rows: rows, n: n, seed: UInt64(rows * n) + UInt64(type.rawValue))
             var rng = SplitMix64Test(seed: UInt64(n))
-            let maxTokens = 11
+            let maxTokens = 33
             let x = (0..<(n * maxTokens)).map { _ in Float(Int(rng.next() % 20001) - 10000) / 3000 }
             try w.withUnsafeBytes { wb in
                 let packed = PackedWeights(type: type, rows: rows, cols: n, source: wb.baseAddress!)
                 #expect(packed.byteCount == packed.groups * 16 * n / 32 * type.blockBytes, "the packed tiles hold the blocks' bytes")
-                for tokens in [1, 2, 3, 4, 5, 8, 11] {
+                for tokens in [1, 2, 3, 4, 5, 8, 11, 16, 17, 33] {
                     let acts = QuantizedActivations(n: n, tokens: tokens)
                     x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, blocks32: true, blocks256: false) }
                     for accumulate in [false, true] {
