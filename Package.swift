@@ -23,6 +23,8 @@ if amx { fast.append(.define("TAILOR_AMX")) }
 // The fp16 encoder GEMM (HalfGEMM) where the building CPU has AVX512-FP16.
 let avx512fp16 = avx512 && cpuinfo.contains(" avx512_fp16")
 if avx512fp16 { fast.append(.define("TAILOR_AVX512FP16")) }
+// The libraries compile in Swift 6 language mode (strict concurrency checking).
+fast.append(.swiftLanguageMode(.v6))
 // Kernels, models and training loops run real models in the test suite: optimized in debug builds too.
 let optimizedInTests: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 

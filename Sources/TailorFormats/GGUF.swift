@@ -92,6 +92,7 @@ public struct GGUFTensorInfo: Sendable, Equatable {
 }
 
 /// A memory-mapped GGUF file.
+// @unchecked Sendable: parsed once in init and never changed; the tensor data is a read-only mapping.
 public final class GGUFFile: @unchecked Sendable {
     public let file: MappedFile
     public let version: UInt32

@@ -5,6 +5,8 @@ import Darwin
 #endif
 
 /// A read-only memory map of a whole file. Model weights are read in place, never copied.
+// @unchecked Sendable: a read-only mapping (PROT_READ) whose address and size never change; unmapped
+// only in deinit, when no one holds it.
 public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let size: Int

@@ -14,6 +14,7 @@ public struct SafetensorsTensor: Sendable, Equatable {
     public var elementCount: Int { shape.reduce(1, *) }
 }
 
+// @unchecked Sendable: parsed once in init and never changed; the tensor data is a read-only mapping.
 public final class SafetensorsFile: @unchecked Sendable {
     public let file: MappedFile
     public let tensors: [String: SafetensorsTensor]

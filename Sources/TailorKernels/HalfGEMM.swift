@@ -21,6 +21,7 @@ import _Builtin_intrinsics.intel
 #endif
 
 /// A linear layer's weight matrix [outputs × inputs] packed for `HalfGEMM`.
+// @unchecked Sendable: packed once in init, read-only afterwards.
 public final class HalfWeights: @unchecked Sendable {
     public let outputs: Int, inputs: Int
     /// The largest |w|, for the overflow guard.

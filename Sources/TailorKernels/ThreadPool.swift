@@ -44,6 +44,12 @@ public final class ThreadPool: @unchecked Sendable {
     /// The thread holding the turn (pthread_self as an integer; 0 when free), and how many nested
     /// `withTurn` calls it is in (touched only by that thread).
     private let owner = Atomic<UInt>(0)
+    /// Threads waiting for a turn.
+    private let waiting = Atomic<Int>(0)
+
+    /// Whether another thread is waiting for the pool now: long jobs then cut their work into
+    /// smaller operations, so that it waits less.
+    public var isContended: Bool { waiting.load(ordering: .relaxed) > 0 }
     private var turnDepth = 0
     /// Whether the turn's holder is running chunks of an operation (a nested operation then runs
     /// inline on the calling thread).
@@ -141,7 +147,9 @@ public final class ThreadPool: @unchecked Sendable {
         turnLock.lock()
         let ticket = nextTicket
         nextTicket += 1
+        waiting.add(1, ordering: .relaxed)
         while serving != ticket { turnLock.wait() }
+        waiting.subtract(1, ordering: .relaxed)
         turnLock.unlock()
         owner.store(me, ordering: .releasing)
         turnDepth = 1

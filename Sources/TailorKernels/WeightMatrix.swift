@@ -3,6 +3,8 @@
 import CBLAS
 import Foundation
 
+// @unchecked Sendable: immutable; `data` points into a read-only mapping (or buffer) that `owner`
+// keeps alive, and `packed` is itself immutable.
 public struct WeightMatrix: @unchecked Sendable {
     public let type: GGMLType
     /// Output features (ggml's ne[1]).

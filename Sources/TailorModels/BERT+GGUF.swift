@@ -77,7 +77,7 @@ public enum BertGGUF {
 
 extension BertModel {
     /// Loads a BERT GGUF file (architecture "bert").
-    public convenience init(gguf g: GGUFFile, threads: Int = ThreadPool.availableCores) throws {
+    public convenience init(gguf g: GGUFFile, threads: Int = ThreadPool.availableCores, precision: EncoderPrecision = .preferred) throws {
         guard g["general.architecture"]?.string == "bert" else {
             throw ModelError.unsupportedArchitecture(g["general.architecture"]?.string ?? "unknown")
         }
@@ -93,7 +93,7 @@ extension BertModel {
         let cfg = try BertConfig(json: json)
         var names: [String: String] = [:]
         for (hf, gg) in BertGGUF.globalNames + (0..<cfg.layers).flatMap(BertGGUF.layerNames) { names[hf] = gg }
-        try self.init(config: cfg, threads: threads) { hf, shape in
+        try self.init(config: cfg, threads: threads, precision: precision) { hf, shape in
             guard let gg = names[hf], let t = g.tensor(gg) else { throw ModelError.format(.missingTensor(names[hf] ?? hf)) }
             guard Array(t.shape.reversed()) == shape || (shape.count == 1 && t.elementCount == shape[0]) else {
                 throw ModelError.tensorShape(name: gg, expected: shape.reversed(), found: t.shape)

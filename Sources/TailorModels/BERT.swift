@@ -79,22 +79,18 @@ public enum EncoderPrecision: String, Sendable, CaseIterable {
     public static var fp16Available: Bool { HalfGEMM.isAvailable }
 }
 
+// @unchecked Sendable: every property is immutable after init (weights, the fp16 copies packed at
+// load, the shared compute scheduler).
 public final class BertModel: @unchecked Sendable {
     public let config: BertConfig
     let wordEmbeddings: [Float]      // embeddings.word_embeddings.weight        [V × H]
     let positionEmbeddings: [Float]  // embeddings.position_embeddings.weight    [P × H]
     let typeEmbeddings: [Float]      // embeddings.token_type_embeddings.weight  [T × H]
     let embLnG: [Float], embLnB: [Float]  // embeddings.LayerNorm.{weight,bias}  [H]
-    var layers: [BertLayer]
-    public var pool: ThreadPool
-    /// The linear layers' arithmetic; setting it packs (or drops) the fp16 weights. Set it
-    /// before encoding, not while another thread is encoding with this model.
-    public var precision: EncoderPrecision {
-        didSet {
-            if precision == .fp16 && !EncoderPrecision.fp16Available { precision = .fp32 }
-            if precision != oldValue { packWeights() }
-        }
-    }
+    let layers: [BertLayer]
+    public let pool: ThreadPool
+    /// The linear layers' arithmetic, chosen at load (fp16 weights are packed then).
+    public let precision: EncoderPrecision
 
     /// Loads `config.json` and `model.safetensors` from a Hugging Face model directory.
     public convenience init(directory: String, threads: Int = ThreadPool.availableCores,
@@ -125,6 +121,7 @@ public final class BertModel: @unchecked Sendable {
         positionEmbeddings = try t("embeddings.position_embeddings.weight", [config.maxPositions, H])
         typeEmbeddings = try t("embeddings.token_type_embeddings.weight", [config.typeVocabulary, H])
         embLnG = try t("embeddings.LayerNorm.weight", [H]); embLnB = try t("embeddings.LayerNorm.bias", [H])
+        let p16 = self.precision == .fp16
         layers = try (0..<config.layers).map { i in
             let p = "encoder.layer.\(i)."
             let qkv = ["query", "key", "value"]
@@ -136,16 +133,12 @@ public final class BertModel: @unchecked Sendable {
                 wi: try t(p + "intermediate.dense.weight", [I, H]), bi: try t(p + "intermediate.dense.bias", [I]),
                 wo2: try t(p + "output.dense.weight", [H, I]), bo2: try t(p + "output.dense.bias", [H]),
                 ln2g: try t(p + "output.LayerNorm.weight", [H]), ln2b: try t(p + "output.LayerNorm.bias", [H]))
+        }.map { l in
+            var l = l
+            if p16 { l.half = HalfLayer(l, hidden: H, intermediate: I) }
+            return l
         }
-        pool = ThreadPool(threads: threads)
-        packWeights()
-    }
-
-    /// Packs every layer's weights for the fp16 products, or drops them for fp32.
-    func packWeights() {
-        for l in layers.indices {
-            layers[l].half = precision == .fp16 ? layers[l].half ?? HalfLayer(layers[l], hidden: config.hidden, intermediate: config.intermediate) : nil
-        }
+        pool = ThreadPool.shared(threads: threads)
     }
 
     /// Hidden states of the last layer for a batch, padded to the longest input.

@@ -8,6 +8,8 @@ import TailorFormats
 import TailorKernels
 import TailorTokenizers
 
+// @unchecked Sendable: the encoder and head are immutable; scoring runs one call at a time under
+// `lock`; `batchSize` is set by the owner before the model is shared.
 public final class CrossEncoder: @unchecked Sendable {
     public let directory: String
     public let encoder: BertModel

@@ -18,6 +18,8 @@ public protocol Embedder: AnyObject {
 
 public enum Pooling: String, Sendable { case mean, cls, max }
 
+// @unchecked Sendable: the encoder and tokenizer are immutable; `embed` runs one call at a time
+// under `lock`; `batchSize` is set by the owner before the embedder is shared.
 public final class SentenceEmbedder: Embedder, @unchecked Sendable {
     public let directory: String
     public let encoder: BertModel
@@ -39,7 +41,9 @@ public final class SentenceEmbedder: Embedder, @unchecked Sendable {
 
     /// Loads a sentence-transformers model directory, by path or model-cache name
     /// (default: all-MiniLM-L6-v2).
-    public init(_ spec: String? = nil, threads: Int = ThreadPool.availableCores) throws {
+    /// `precision`: the encoder's linear layers (default: fp16 where the CPU has it, see
+    /// EncoderPrecision.preferred).
+    public init(_ spec: String? = nil, threads: Int = ThreadPool.availableCores, precision: EncoderPrecision = .preferred) throws {
         directory = try ModelCache.resolve(spec, default: ModelCache.defaultEmbeddingModel)
         var isDir: ObjCBool = false
         _ = FileManager.default.fileExists(atPath: directory, isDirectory: &isDir)
@@ -48,7 +52,7 @@ public final class SentenceEmbedder: Embedder, @unchecked Sendable {
             // llama.cpp's embeddings.
             let g: GGUFFile
             do { g = try GGUFFile(path: directory) } catch { throw ModelError.format(error) }
-            encoder = try BertModel(gguf: g, threads: threads)
+            encoder = try BertModel(gguf: g, threads: threads, precision: precision)
             tokenizer = try WordPieceTokenizer(gguf: g)
             pooling = g["bert.pooling_type"]?.int == 2 ? .cls : .mean
             normalize = true
@@ -58,7 +62,7 @@ public final class SentenceEmbedder: Embedder, @unchecked Sendable {
         guard isDir.boolValue else {
             throw ModelError.modelNotFound("\(directory) (an embedding model is a directory with config.json, model.safetensors and tokenizer.json, or a BERT .gguf)")
         }
-        encoder = try BertModel(directory: directory, threads: threads)
+        encoder = try BertModel(directory: directory, threads: threads, precision: precision)
         tokenizer = try EncoderTokenizers.load(directory: directory)
         var pooling = Pooling.mean
         if let p = try? JSONValue.parse(String(contentsOfFile: directory + "/1_Pooling/config.json", encoding: .utf8)) {
@@ -101,22 +105,35 @@ public final class SentenceEmbedder: Embedder, @unchecked Sendable {
         let order = encoded.indices.sorted { encoded[$0].count > encoded[$1].count }
         // Groups (text indices) each thread encodes alone; batches that cannot be split evenly
         // (a single text, a query) run every operation across the threads afterwards.
-        var groups: [[Int]] = [], whole: [[Int]] = []
+        var rounds: [[[Int]]] = [], whole: [[Int]] = []
         var start = 0
         while start < order.count {
             let idx = Array(order[start..<min(order.count, start + batchSize)])
             let cuts = BertModel.groups(idx.map { encoded[$0].count }, parts: pool.threads)
-            if cuts.count > 1 { groups += cuts.map { Array(idx[$0]) } } else { whole.append(idx) }
+            if cuts.count > 1 { rounds.append(cuts.map { Array(idx[$0]) }) } else { whole.append(idx) }
             start += batchSize
         }
+        // One batch per parallel operation, so other requests sharing the compute scheduler (a
+        // decoding step) wait for at most one batch; while one is waiting, batches run layer by
+        // layer across the threads instead (many short operations: slower for the embedding,
+        // but the other request waits for one layer, not one batch).
         var out = [[Float]](repeating: [], count: texts.count)
         out.withUnsafeMutableBufferPointer { o in
             let O = o.baseAddress!
-            pool.dispatch(groups.count) { g in
-                let idx = groups[g]
-                let batch = idx.map { encoded[$0] }
-                let hidden = encoder.hiddenStates(batch, exec: .serial)
-                for (b, v) in pooled(hidden.values, length: hidden.length, batch).enumerated() { O[idx[b]] = v }
+            for groups in rounds {
+                if pool.isContended {
+                    let idx = groups.flatMap { $0 }
+                    let batch = idx.map { encoded[$0] }
+                    let hidden = encoder.hiddenStates(batch, exec: .parallel(pool))
+                    for (b, v) in pooled(hidden.values, length: hidden.length, batch).enumerated() { O[idx[b]] = v }
+                    continue
+                }
+                pool.dispatch(groups.count) { g in
+                    let idx = groups[g]
+                    let batch = idx.map { encoded[$0] }
+                    let hidden = encoder.hiddenStates(batch, exec: .serial)
+                    for (b, v) in pooled(hidden.values, length: hidden.length, batch).enumerated() { O[idx[b]] = v }
+                }
             }
         }
         for idx in whole {

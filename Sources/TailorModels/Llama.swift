@@ -61,6 +61,7 @@ public struct LlamaConfig: Sendable {
 }
 
 /// One transformer block's weights.
+// @unchecked Sendable: immutable weights (see WeightMatrix).
 public struct LlamaBlock: @unchecked Sendable {
     public let attnNorm: [Float]          // blk.N.attn_norm.weight    [C]
     public let wq: WeightMatrix           // blk.N.attn_q.weight       [H·D × C]

@@ -56,6 +56,8 @@ public enum LoRATarget: String, CaseIterable, Codable, Sendable {
     }
 }
 
+// @unchecked Sendable: `parameters` change only while the adapter is being trained or loaded, by
+// the one job that owns it; once registered for inference (AdapterRegistry) it is only read.
 public final class LoRAAdapter: @unchecked Sendable {
     public let rank: Int
     public let alpha: Float

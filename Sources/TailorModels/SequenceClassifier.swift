@@ -6,6 +6,8 @@ import TailorFormats
 import TailorKernels
 import TailorTokenizers
 
+// @unchecked Sendable: the encoder and head are immutable and calls only read them (concurrent
+// calls take turns on the compute scheduler); `batchSize` is set by the owner before sharing.
 public final class SequenceClassifier: @unchecked Sendable {
     public let directory: String
     public let encoder: BertModel

@@ -45,6 +45,8 @@ struct MinHeap {
     }
 }
 
+// @unchecked Sendable: the graph is built under striped locks (and the entry lock), and read-only
+// once shared; searches take their scratch from a locked pool; `efSearch` is set before sharing.
 public final class HNSWIndex: VectorSearcher, @unchecked Sendable {
     public let matrix: VectorMatrix
     public let M: Int
@@ -303,7 +305,7 @@ public final class HNSWIndex: VectorSearcher, @unchecked Sendable {
             // The first rows go in one by one, so that the graph has a shape before threads share it.
             let serial = min(n - start, 256)
             for i in 0..<serial { body(i) }
-            ThreadPool(threads: threads).dispatch(n - start - serial) { body($0 + serial) }
+            ThreadPool.shared(threads: threads).dispatch(n - start - serial) { body($0 + serial) }
         }
         insertedCount.store(n, ordering: .releasing)
     }

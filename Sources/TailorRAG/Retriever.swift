@@ -114,7 +114,7 @@ public final class Retriever: @unchecked Sendable {
     public let indexOptions: IndexOptions
 
     /// The vectors and search structure of one generation of the collection.
-    struct LoadedIndex {
+    struct LoadedIndex: Sendable {
         let generation: Int
         let matrix: VectorMatrix
         let searcher: any VectorSearcher

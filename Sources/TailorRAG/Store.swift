@@ -42,6 +42,8 @@ public struct CollectionStats: Sendable, Codable {
     public var updatedAt: Date?
 }
 
+// @unchecked Sendable: its state is the database, reached only through GRDB's DatabaseQueue,
+// which serializes every access; the other properties are immutable.
 public final class Store: @unchecked Sendable {
     public let directory: URL
     public let name: String

@@ -27,6 +27,7 @@ func dotProduct(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) 
 }
 
 /// Row-major vectors (L2-normalized on the way in) with the chunk id of each row.
+// @unchecked Sendable: the rows are written in init (or mapped read-only) and never changed.
 public final class VectorMatrix: @unchecked Sendable {
     public let ids: [Int64]
     public let dimension: Int
@@ -134,7 +135,7 @@ struct TopK {
     func sorted() -> [(row: Int, score: Float)] { items.sorted { $0.score > $1.score }.map { (Int($0.row), $0.score) } }
 }
 
-public protocol VectorSearcher: AnyObject {
+public protocol VectorSearcher: AnyObject, Sendable {
     /// The k rows most similar to the (normalized) query, best first; `allowed` restricts rows.
     func search(_ query: [Float], k: Int, allowed: ((Int) -> Bool)?) -> [(row: Int, score: Float)]
 }
@@ -144,7 +145,7 @@ public final class ExactSearch: VectorSearcher {
     public let matrix: VectorMatrix
     let pool: ThreadPool
     public init(_ matrix: VectorMatrix, threads: Int = ThreadPool.availableCores) {
-        self.matrix = matrix; pool = ThreadPool(threads: threads)
+        self.matrix = matrix; pool = ThreadPool.shared(threads: threads)
     }
 
     public func search(_ query: [Float], k: Int, allowed: ((Int) -> Bool)?) -> [(row: Int, score: Float)] {

@@ -28,6 +28,7 @@ public enum EncoderTokenizers {
 }
 
 /// RoBERTa's tokenizer: GPT-2 byte-level BPE, `<s> text </s>` and `<s> a </s></s> b </s>`.
+// @unchecked Sendable: immutable after init (the BPE merges, the vocabulary and the specials).
 public final class ByteLevelEncoderTokenizer: EncoderTokenizer, @unchecked Sendable {
     let bpe: ByteLevelBPE
     let vocabulary: Vocabulary

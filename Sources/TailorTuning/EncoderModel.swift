@@ -46,6 +46,9 @@ public struct EncoderBatch: Sendable {
     }
 }
 
+// @unchecked Sendable: a training model belongs to one training job, which runs its steps on one
+// thread at a time (the parallel loops inside a step write disjoint slices); it is handed to that
+// job, never used by two.
 public final class EncoderTrainingModel: @unchecked Sendable {
     public let config: BertConfig
     /// Labels of the classification head (0: no head).

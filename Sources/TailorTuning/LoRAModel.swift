@@ -58,6 +58,9 @@ public enum TuningError: Error, CustomStringConvertible {
     }
 }
 
+// @unchecked Sendable: a training model belongs to one training job, which runs its steps on one
+// thread at a time (the parallel loops inside a step write disjoint slices); it is handed to that
+// job, never used by two.
 public final class LoRAModel: @unchecked Sendable {
     public let base: LlamaModel
     public let adapter: LoRAAdapter

@@ -277,9 +277,12 @@ struct BenchEmbed: AsyncParsableCommand {
             texts = BenchEmbed.generated(n)
         }
         texts = Array(texts.prefix(n))
-        let e = try runReportingErrors { try SentenceEmbedder(model, threads: threads) }
+        let chosen = try precision.map { p -> EncoderPrecision in
+            guard let v = EncoderPrecision(rawValue: p.lowercased()) else { throw ValidationError("--precision: fp16 or fp32 (got '\(p)')") }
+            return v
+        } ?? .preferred
+        let e = try runReportingErrors { try SentenceEmbedder(model, threads: threads, precision: chosen) }
         e.batchSize = batch
-        if let precision, let p = EncoderPrecision(rawValue: precision.lowercased()) { e.encoder.precision = p }
         _ = try runReportingErrors { try e.embed(Array(texts.prefix(64))) }  // warm-up
         var rates: [Double] = []
         for _ in 0..<r {

@@ -11,12 +11,13 @@ import TailorKernels
     static let embedder: Result<SentenceEmbedder, Error> = Result {
         try SentenceEmbedder(try TestPaths.model("all-MiniLM-L6-v2"))
     }
+    /// One embedder per precision (it is chosen at load; fp16 stays fp32 where the CPU has no fp16 products).
+    static let embedders: [EncoderPrecision: Result<SentenceEmbedder, Error>] = Dictionary(uniqueKeysWithValues: EncoderPrecision.allCases.map { p in
+        (p, Result { try SentenceEmbedder(try TestPaths.model("all-MiniLM-L6-v2"), precision: p) })
+    })
 
     func check(_ file: String, precision: EncoderPrecision = .preferred) throws {
-        let e = try Self.embedder.get()
-        let saved = e.encoder.precision
-        e.encoder.precision = precision   // stays fp32 where the CPU has no fp16 products
-        defer { e.encoder.precision = saved }
+        let e = try Self.embedders[precision]!.get()
         let g = try JSONValue.parse(String(contentsOf: TestPaths.golden.appendingPathComponent(file), encoding: .utf8))
         let sentences = g["sentences"]!.array!.map { $0.string! }
         let ids = g["input_ids"]!.array!.map { $0.array!.map { $0.int! } }
@@ -54,13 +55,12 @@ import TailorKernels
     /// A batch cut into one group of texts per thread gives the hidden states of the same batch
     /// run as one group with every operation split across the threads.
     @Test func groupsPerThreadMatchOneGroup() throws {
-        let e = try Self.embedder.get()
+        // Two threads, whatever the machine has.
+        let e = try SentenceEmbedder(try TestPaths.model("all-MiniLM-L6-v2"), threads: 2)
         let texts = (0..<9).map { "text \($0) on " + String(repeating: "protein folding in cells, ", count: 1 + $0 % 3) }
         let batch = texts.map(e.encode).sorted { $0.count > $1.count }
         #expect(BertModel.groups(batch.map(\.count), parts: 2).count == 2)
-        let encoder = e.encoder, saved = encoder.pool
-        encoder.pool = ThreadPool(threads: 2)
-        defer { encoder.pool = saved }
+        let encoder = e.encoder
         let (grouped, L) = try encoder.forward(batch)
         var whole = [Float](repeating: 0, count: grouped.count)
         whole.withUnsafeMutableBufferPointer { encoder.encode(batch[...], into: $0.baseAddress!, stride: L, exec: .parallel(encoder.pool)) }
