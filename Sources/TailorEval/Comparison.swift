@@ -192,10 +192,7 @@ public final class Comparison {
         var tokenized = try examples.map { try formatter.tokenize($0) }
         var val: [TokenizedExample] = []
         if tokenized.count >= 20 {
-            var rng = SplitMix64(seed: config.tune.seed)
-            for i in stride(from: tokenized.count - 1, to: 0, by: -1) { tokenized.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
-            let n = min(100, max(2, tokenized.count / 10))
-            val = Array(tokenized.suffix(n)); tokenized.removeLast(n)
+            (tokenized, val) = DataSplit.holdOut(tokenized, count: min(100, max(2, tokenized.count / 10)), seed: config.tune.seed)
         }
         let dir = out + "/adapter"
         let trainer = try LoRATrainer(model: lm, train: tokenized, validation: val, options: config.tune, outputDirectory: dir, threads: config.threads)

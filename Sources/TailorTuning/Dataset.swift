@@ -139,3 +139,62 @@ public struct ExampleFormatter {
         }
     }
 }
+
+/// Train/validation splits: a seeded shuffle, the last share held out.
+public enum DataSplit {
+    /// `items` shuffled with `seed`, the last `count` held out for validation.
+    public static func holdOut<T>(_ items: [T], count: Int, seed: UInt64) -> (train: [T], validation: [T]) {
+        guard count > 0, count < items.count else { return (items, []) }
+        var all = items
+        var rng = SplitMix64(seed: seed)
+        for i in stride(from: all.count - 1, to: 0, by: -1) { all.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        return (Array(all.dropLast(count)), Array(all.suffix(count)))
+    }
+
+    /// A share `fraction` held out when there are at least `minimum` items (else none, and a
+    /// note saying so).
+    public static func holdOut<T>(_ items: [T], fraction: Double, seed: UInt64, minimum: Int = 10) -> (train: [T], validation: [T], note: String?) {
+        guard fraction > 0 else { return (items, [], nil) }
+        let n = Int((Double(items.count) * fraction).rounded())
+        guard items.count >= minimum, n > 0 else {
+            return (items, [], "\(items.count) examples are too few to hold some out; training without validation (give --val)")
+        }
+        let (t, v) = holdOut(items, count: n, seed: seed)
+        return (t, v, nil)
+    }
+}
+
+/// Examples ready for LoRA training: tokenized, split, with what preparing them did.
+public struct PreparedDataset: Sendable {
+    public var train: [TokenizedExample]
+    public var validation: [TokenizedExample]
+    /// Things the user should know (examples held out, cut or skipped).
+    public var notes: [String]
+}
+
+extension ExampleFormatter {
+    /// Loads and tokenizes `train` (and `validation`, else holds out `validationFraction` of
+    /// `train` with `seed`), notes the examples longer than `maxLength` and drops those with
+    /// nothing to learn within it. An empty result is an error naming the file.
+    public func prepare(train: String, validation: String?, validationFraction: Double, seed: UInt64, maxLength: Int) throws -> PreparedDataset {
+        var notes: [String] = []
+        var trainSet = try TrainingExample.load(train).map { try tokenize($0) }
+        var valSet: [TokenizedExample] = []
+        if let validation {
+            valSet = try TrainingExample.load(validation).map { try tokenize($0) }
+        } else {
+            let s = DataSplit.holdOut(trainSet, fraction: validationFraction, seed: seed)
+            trainSet = s.train; valSet = s.validation
+            if let n = s.note { notes.append(n) }
+        }
+        let cut = (trainSet + valSet).filter { $0.ids.count > maxLength }.count
+        if cut > 0 { notes.append("\(cut) examples are longer than --max-len \(maxLength) tokens and are cut (their end is not trained)") }
+        let untrainable = trainSet.filter { e in !e.trained.prefix(maxLength).contains(true) }.count
+        if untrainable > 0 {
+            notes.append("\(untrainable) examples have nothing to learn within --max-len \(maxLength) tokens; they are skipped")
+            trainSet = trainSet.filter { e in e.trained.prefix(maxLength).contains(true) }
+        }
+        guard !trainSet.isEmpty else { throw TuningError.badOption("\(train): no examples left to train on") }
+        return PreparedDataset(train: trainSet, validation: valSet, notes: notes)
+    }
+}

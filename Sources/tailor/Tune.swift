@@ -49,31 +49,10 @@ struct Tune: AsyncParsableCommand {
             opts.targets = try LoRATarget.parseList(targets)
             try opts.validate()
             let lm = try LanguageModel(model, threads: threads, precision: .exact)
-            let formatter = ExampleFormatter(model: lm)
-            func tokenize(_ path: String) throws -> [TokenizedExample] {
-                try TrainingExample.load(path).map { try formatter.tokenize($0) }
-            }
-            var trainSet = try tokenize(data)
-            var valSet: [TokenizedExample] = []
-            if let val { valSet = try tokenize(val) } else if valFraction > 0 {
-                let n = Int((Double(trainSet.count) * valFraction).rounded())
-                if trainSet.count >= 10 && n > 0 {
-                    var rng = SplitMix64(seed: seed)
-                    for i in stride(from: trainSet.count - 1, to: 0, by: -1) { trainSet.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
-                    valSet = Array(trainSet.suffix(n))
-                    trainSet.removeLast(n)
-                } else {
-                    note("note: \(trainSet.count) examples are too few to hold some out; training without validation (give --val)")
-                }
-            }
-            let cut = (trainSet + valSet).filter { $0.ids.count > maxLen }.count
-            if cut > 0 { note("note: \(cut) examples are longer than --max-len \(maxLen) tokens and are cut (their end is not trained)") }
-            let untrainable = trainSet.filter { e in !e.trained.prefix(maxLen).contains(true) }.count
-            if untrainable > 0 {
-                note("note: \(untrainable) examples have nothing to learn within --max-len \(maxLen) tokens; they are skipped")
-                trainSet = trainSet.filter { e in e.trained.prefix(maxLen).contains(true) }
-            }
-            guard !trainSet.isEmpty else { throw TuningError.badOption("\(data): no examples left to train on") }
+            let prepared = try ExampleFormatter(model: lm).prepare(train: data, validation: val, validationFraction: valFraction,
+                                                                   seed: seed, maxLength: maxLen)
+            for n in prepared.notes { note("note: " + n) }
+            let trainSet = prepared.train, valSet = prepared.validation
             let out = output
             if fresh {
                 try? FileManager.default.removeItem(atPath: out + "/" + LoRATrainer.checkpointName)

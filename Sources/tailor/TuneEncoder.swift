@@ -41,16 +41,9 @@ struct EncoderTrainingOptions: ParsableArguments {
     /// Holds out a seeded share of `items` for validation when no --val file is given.
     func split<T>(_ items: [T], loadVal: (String) throws -> [T]) throws -> (train: [T], val: [T]) {
         if let val { return (items, try loadVal(val)) }
-        guard valFraction > 0 else { return (items, []) }
-        let n = Int((Double(items.count) * valFraction).rounded())
-        guard items.count >= 10, n > 0 else {
-            note("note: \(items.count) examples are too few to hold some out; training without validation (give --val)")
-            return (items, [])
-        }
-        var all = items
-        var rng = SplitMix64(seed: seed)
-        for i in stride(from: all.count - 1, to: 0, by: -1) { all.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
-        return (Array(all.dropLast(n)), Array(all.suffix(n)))
+        let s = DataSplit.holdOut(items, fraction: valFraction, seed: seed)
+        if let n = s.note { note("note: " + n) }
+        return (s.train, s.validation)
     }
 
     func validate() throws {

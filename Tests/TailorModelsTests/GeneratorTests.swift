@@ -73,3 +73,22 @@ import TailorTokenizers
         #expect(r.tokens.count < 50)
     }
 }
+
+@Suite struct ConversationFitTests {
+    @Test func oldestTurnsGoFirstSystemAndLastStay() throws {
+        let lm = try GeneratorTests.lm.get()
+        var history: [ChatMessage] = [.system("Be brief.")]
+        for i in 0..<30 { history += [.user("Question number \(i) about bicycles and their brakes?"), .assistant("Answer number \(i), short.")] }
+        history.append(.user("The last question?"))
+        let all = lm.encodeChat(try lm.chatTemplate.render(history, addGenerationPrompt: true)).count
+        var fitted = history
+        let ids = try lm.fitToContext(&fitted, budget: all / 3)
+        #expect(ids.count <= all / 3)
+        #expect(fitted.first == history.first && fitted.last == history.last)
+        #expect(fitted.count < history.count)
+        // What is kept is the most recent part.
+        #expect(Array(history.suffix(fitted.count - 1)) == Array(fitted.dropFirst()))
+        var one: [ChatMessage] = [.user(String(repeating: "word ", count: 400))]
+        #expect(throws: ModelError.self) { try lm.fitToContext(&one, budget: 50) }
+    }
+}

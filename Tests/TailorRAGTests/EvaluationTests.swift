@@ -33,32 +33,41 @@ import TailorTestSupport
     /// whole corpus is embedded.)
     @Test func scifactMeetsTheReferences() throws {
         let dir = TestPaths.repoRoot.deletingLastPathComponent().appendingPathComponent("shared/data/beir-scifact")
-        let embedder = try SharedEmbedder.get()
-        let col = FileManager.default.temporaryDirectory.appendingPathComponent("scifact-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: col) }
-        let store = try Store(directory: col, create: true)
-        var opts = IngestOptions()
-        opts.loader = LoaderOptions(textField: "text", idField: "_id")
-        let ing = try Ingestor(store: store, embedder: embedder, chunker: Chunker(maxTokens: 254, overlap: 32, countTokens: embedder.countTokens), options: opts)
-        let s = try ing.ingest([dir.appendingPathComponent("corpus.jsonl").path])
-        #expect(s.documentsEmbedded == 5183 && s.failed.isEmpty)
-        let queries = try RetrievalEvaluation.loadQueries(dir.appendingPathComponent("queries.jsonl").path)
-        let qrels = try RetrievalEvaluation.loadQrels(dir.appendingPathComponent("qrels/test.tsv").path)
-        let judged = queries.filter { qrels[$0.id] != nil }
-        let vectors = try embedder.embed(judged.map(\.text)).map(VectorMatrix.normalized)
-        let r = try Retriever(store: store, embedder: embedder)
-        var ndcg: [RetrievalMode: Double] = [:]
-        for mode in RetrievalMode.allCases {
-            var s = RetrievalSettings(mode: mode)
-            s.candidates = 300
-            let per = try judged.enumerated().map { i, q in
-                RetrievalEvaluation.score(ranked: RetrievalEvaluation.documentRanking(try r.retrieve(q.text, vector: vectors[i], k: 300, filter: nil, settings: s)),
-                                          relevant: qrels[q.id]!)
-            }
-            ndcg[mode] = RetrievalEvaluation.mean(per).ndcg10
-        }
-        #expect(ndcg[.vector]! >= 0.645, "vector nDCG@10 \(ndcg[.vector]!)")
-        #expect(ndcg[.keyword]! >= 0.686, "keyword nDCG@10 \(ndcg[.keyword]!)")
-        #expect(ndcg[.hybrid]! >= 0.72, "hybrid nDCG@10 \(ndcg[.hybrid]!)")
+        // The one evaluator `tailor eval retrieval` and the retriever fine-tuning report.
+        var e = RetrievalEvaluator(beir: dir.path)
+        e.embedder = try TestPaths.model("all-MiniLM-L6-v2")
+        let report = try e.run()
+        #expect(report.documents == 5183 && report.queries == 300 && report.chunkTokens == 254)
+        let ndcg = Dictionary(uniqueKeysWithValues: report.modes.map { ($0.mode, $0.metrics.ndcg10) })
+        #expect(ndcg["vector"]! >= 0.645, "vector nDCG@10 \(ndcg["vector"]!)")
+        #expect(ndcg["keyword"]! >= 0.686, "keyword nDCG@10 \(ndcg["keyword"]!)")
+        #expect(ndcg["hybrid"]! >= 0.72, "hybrid nDCG@10 \(ndcg["hybrid"]!)")
+    }
+
+    /// A corpus of five documents with known answers: every mode puts the judged document first.
+    @Test func evaluatorOnATinyCorpus() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("beir-tiny-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("qrels"), withIntermediateDirectories: true)
+        let docs = [("d1", "Hydraulic brakes are bled every twelve months with mineral oil."),
+                    ("d2", "The battery is covered for 800 charge cycles or three years."),
+                    ("d3", "Chains wear out and are replaced every 3000 kilometres."),
+                    ("d4", "An unridden bike can be returned within thirty days for a full refund."),
+                    ("d5", "Tyres should be inflated to the pressure printed on their sidewall.")]
+        try docs.map { "{\"_id\": \"\($0.0)\", \"title\": \"\", \"text\": \"\($0.1)\"}" }.joined(separator: "\n")
+            .write(to: dir.appendingPathComponent("corpus.jsonl"), atomically: true, encoding: .utf8)
+        try ["{\"_id\": \"q1\", \"text\": \"How often are brakes bled?\"}", "{\"_id\": \"q2\", \"text\": \"battery charge cycles warranty\"}",
+             "{\"_id\": \"q3\", \"text\": \"unjudged question\"}"].joined(separator: "\n")
+            .write(to: dir.appendingPathComponent("queries.jsonl"), atomically: true, encoding: .utf8)
+        try "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n".write(to: dir.appendingPathComponent("qrels/test.tsv"), atomically: true, encoding: .utf8)
+        var e = RetrievalEvaluator(beir: dir.path)
+        e.embedder = try TestPaths.model("all-MiniLM-L6-v2")
+        e.depth = 10
+        let r = try e.run()
+        #expect(r.documents == 5 && r.queries == 2)
+        for m in r.modes { #expect(m.metrics.mrr10 == 1 && m.metrics.ndcg10 == 1, "\(m.mode): \(m.metrics)") }
+        // A queries file whose queries have no judgement is an error that says so.
+        try "query-id\tcorpus-id\tscore\nzz\td1\t1\n".write(to: dir.appendingPathComponent("qrels/test.tsv"), atomically: true, encoding: .utf8)
+        #expect(throws: RAGError.self) { try e.run() }
     }
 }

@@ -61,3 +61,18 @@ import TailorTestSupport
         #expect(p.ids.last == lm.tokenizer.eosID)
     }
 }
+
+@Suite struct DataSplitTests {
+    @Test func seededHoldOutIsDisjointAndComplete() {
+        let items = Array(0..<100)
+        let a = DataSplit.holdOut(items, fraction: 0.1, seed: 42)
+        let b = DataSplit.holdOut(items, fraction: 0.1, seed: 42)
+        #expect(a.validation.count == 10 && a.train.count == 90 && a.note == nil)
+        #expect(a.train == b.train && a.validation == b.validation, "the same seed gives the same split")
+        #expect(Set(a.train).isDisjoint(with: a.validation) && Set(a.train + a.validation) == Set(items))
+        #expect(DataSplit.holdOut(items, fraction: 0.1, seed: 7).validation != a.validation)
+        let few = DataSplit.holdOut(Array(0..<5), fraction: 0.2, seed: 1)
+        #expect(few.validation.isEmpty && few.note?.contains("too few") == true)
+        #expect(DataSplit.holdOut(items, fraction: 0, seed: 1).validation.isEmpty)
+    }
+}
