@@ -127,15 +127,16 @@ extension DecoderBenchmark {
         for width in widths {
             var decodeRates: [Double] = [], prefillRates: [Double] = [], stepTimes: [Double] = []
             var kvBytes = 0
+            let steps = Mutex<[BatchStep]>([])
+            let engine = BatchGenerator(model: lm, maxSequences: width, prefillChunk: max(1, p), prefillBudget: max(1, p) * width,
+                                        prefixCacheBytes: 0)
+            defer { engine.shutdown() }
+            engine.onStep = { s in steps.withLock { $0.append(s) } }
             for rep in 0...repetitions {
-                let steps = Mutex<[BatchStep]>([])
-                let engine = BatchGenerator(model: lm, maxSequences: width, prefillChunk: max(1, p), prefillBudget: max(1, p) * width,
-                                            prefixCacheBytes: 0)
-                engine.onStep = { s in steps.withLock { $0.append(s) } }
+                steps.withLock { $0 = [] }
                 var rng = SplitMix64(seed: 1234 &+ UInt64(width) &* 7919 &+ UInt64(rep))
                 let group = DispatchGroup()
                 let failure = Mutex<ModelError?>(nil)
-                let kv = Mutex(0)
                 for _ in 0..<width {
                     var r = GenerationRequest(prompt: (0..<max(1, p)).map { _ in Int(rng.next() % UInt64(V)) }, maxTokens: n)
                     r.ignoreEndOfGeneration = true
@@ -150,9 +151,7 @@ extension DecoderBenchmark {
                     }
                 }
                 group.wait()
-                engine.shutdown()
                 if let e = failure.withLock({ $0 }) { throw e }
-                _ = kv
                 let all = steps.withLock { $0 }
                 let decode = all.filter { $0.prefillTokens == 0 && $0.decodeTokens > 0 }
                 let prefill = all.filter { $0.prefillTokens > 0 }

@@ -1,7 +1,9 @@
 // Keys and values of every position seen so far, per layer, so each new token attends to the
 // past without recomputing it. Layout per layer: [capacity × kvDim], position-major, so a new
 // token appends one contiguous row; fp32 for Precision.exact, fp16 for .fast (half the memory,
-// as llama.cpp's default cache). Grows by doubling up to `maxTokens`.
+// as llama.cpp's default cache). Grows by doubling up to `maxTokens`. All layers' keys and values
+// live in one allocation, so a finished request's cache goes back to the system at once (many
+// small blocks freed on the batching thread would stay in its malloc arena).
 import TailorKernels
 
 // Not Sendable: a cache belongs to one session, used by one request at a time.
@@ -21,6 +23,7 @@ public final class KVCache {
     var reusablePrefix: Int { min(count, tokens.count) }
     var keys: [UnsafeMutableRawPointer]
     var values: [UnsafeMutableRawPointer]
+    private var storage: UnsafeMutableRawPointer
     var elementSize: Int { isHalf ? 2 : 4 }
 
     public init(layers: Int, kvDim: Int, maxTokens: Int, half: Bool = false, initialCapacity: Int = 256) {
@@ -30,14 +33,16 @@ public final class KVCache {
         isHalf = half
         let c = max(1, min(maxTokens, initialCapacity))
         capacity = c
-        let bytes = c * kvDim * (half ? 2 : 4)
-        keys = (0..<layers).map { _ in .allocate(byteCount: bytes, alignment: 64) }
-        values = (0..<layers).map { _ in .allocate(byteCount: bytes, alignment: 64) }
+        (storage, keys, values) = KVCache.allocate(layers: layers, bytesPerLayer: c * kvDim * (half ? 2 : 4))
     }
 
-    deinit {
-        keys.forEach { $0.deallocate() }
-        values.forEach { $0.deallocate() }
+    deinit { storage.deallocate() }
+
+    /// One block for every layer's keys then values, each layer's part 64-byte aligned.
+    private static func allocate(layers: Int, bytesPerLayer: Int) -> (UnsafeMutableRawPointer, [UnsafeMutableRawPointer], [UnsafeMutableRawPointer]) {
+        let stride = (bytesPerLayer + 63) / 64 * 64
+        let block = UnsafeMutableRawPointer.allocate(byteCount: max(64, 2 * layers * stride), alignment: 64)
+        return (block, (0..<layers).map { block + $0 * stride }, (0..<layers).map { block + (layers + $0) * stride })
     }
 
     /// Makes room for `n` positions in total.
@@ -46,15 +51,13 @@ public final class KVCache {
         var c = capacity
         while c < n { c *= 2 }
         c = min(c, maxTokens)
+        let (block, k, v) = KVCache.allocate(layers: layers, bytesPerLayer: c * kvDim * elementSize)
         for l in 0..<layers {
-            for which in 0..<2 {
-                let old = which == 0 ? keys[l] : values[l]
-                let new = UnsafeMutableRawPointer.allocate(byteCount: c * kvDim * elementSize, alignment: 64)
-                new.copyMemory(from: old, byteCount: count * kvDim * elementSize)
-                old.deallocate()
-                if which == 0 { keys[l] = new } else { values[l] = new }
-            }
+            k[l].copyMemory(from: keys[l], byteCount: count * kvDim * elementSize)
+            v[l].copyMemory(from: values[l], byteCount: count * kvDim * elementSize)
         }
+        storage.deallocate()
+        (storage, keys, values) = (block, k, v)
         capacity = c
     }
 

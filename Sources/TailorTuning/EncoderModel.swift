@@ -118,7 +118,7 @@ public final class EncoderTrainingModel: @unchecked Sendable {
         byName = Dictionary(uniqueKeysWithValues: list.enumerated().map { ($1.name, $0) })
         parameters = .allocate(capacity: at); parameters.initialize(repeating: 0, count: at)
         gradients = .allocate(capacity: at); gradients.initialize(repeating: 0, count: at)
-        pool = ThreadPool(threads: threads)
+        pool = ThreadPool.shared(threads: threads)
     }
 
     deinit {

@@ -120,7 +120,7 @@ struct BenchMemory: AsyncParsableCommand {
     func run() async throws {
         // At least ~7 GiB read in all, so small buffers still time a long enough run.
         let passes = min(1000, max(7, 7 * 1024 / mib))
-        let (median, samples) = MemoryBandwidth.measure(bytes: mib << 20, repetitions: passes, pool: ThreadPool(threads: threads))
+        let (median, samples) = MemoryBandwidth.measure(bytes: mib << 20, repetitions: passes, pool: ThreadPool.shared(threads: threads))
         if json {
             print("{\"read_gbps\": \(median / 1e9), \"samples_gbps\": [\(samples.map { String($0 / 1e9) }.joined(separator: ", "))], \"threads\": \(threads), \"mib\": \(mib)}")
         } else {
@@ -146,7 +146,7 @@ struct BenchMatvec: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let pool = ThreadPool(threads: threads)
+        let pool = ThreadPool.shared(threads: threads)
         var results: [KernelBenchmark.Result] = []
         if !json { print("| type | matrix | from | GB/s | ns per block-row per thread |\n| --- | --- | --- | ---: | ---: |") }
         for name in types.split(separator: ",") {
