@@ -54,8 +54,9 @@ public final class ThreadPool: @unchecked Sendable {
     /// Whether the turn's holder is running chunks of an operation (a nested operation then runs
     /// inline on the calling thread).
     private var inOperation = false
-    /// The workers' thread ids, so that an operation started from inside a chunk runs inline.
-    private let workerIDs = Mutex<[UInt]>([])
+    /// The workers' thread ids by index (1…), so that an operation started from inside a chunk
+    /// runs inline, with that thread's own index for its scratch.
+    private let workerIDs: Mutex<[UInt]>
 
     private let epoch = Atomic<Int>(0)
     private let nextChunk = Atomic<Int>(0)
@@ -81,9 +82,10 @@ public final class ThreadPool: @unchecked Sendable {
         openblas_set_num_threads(1)
         running.store(self.threads - 1, ordering: .relaxed)
         ranges = RangeCursors(self.threads)
+        workerIDs = Mutex([UInt](repeating: 0, count: self.threads))
         for i in 1..<self.threads {
             let t = Thread { [unowned(unsafe) self] in
-                self.workerIDs.withLock { $0.append(ThreadPool.currentThreadID) }
+                self.workerIDs.withLock { $0[i] = ThreadPool.currentThreadID }
                 self.workerLoop(index: i)
             }
             t.name = "tailor-worker-\(i)"
@@ -166,10 +168,15 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// Whether the calling thread is inside one of this pool's operations (a chunk on a worker,
     /// or the holder running chunks): a nested operation then runs inline.
-    private var callerIsInsideOperation: Bool {
+    private var callerIsInsideOperation: Bool { insideIndex != nil }
+
+    /// The calling thread's index when it is inside one of this pool's operations (0: the
+    /// holder, 1…: a worker), else nil.
+    private var insideIndex: Int? {
         let me = ThreadPool.currentThreadID
-        if owner.load(ordering: .acquiring) == me { return inOperation }
-        return threads > 1 && workerIDs.withLock { $0.contains(me) }
+        if owner.load(ordering: .acquiring) == me { return inOperation ? 0 : nil }
+        guard threads > 1 else { return nil }
+        return workerIDs.withLock { ids in ids.indices.first { $0 > 0 && ids[$0] == me } }
     }
 
     /// Runs `body(range)` over `0..<count` split into chunks of at least `minChunk`, in parallel,
@@ -195,8 +202,11 @@ public final class ThreadPool: @unchecked Sendable {
     /// Runs `body(chunk, thread)` for chunk in 0..<chunks: whichever thread is free takes the next
     /// chunk; `thread` (0 for the caller, 1… for the workers) names per-thread scratch.
     public func dispatch(_ chunks: Int, _ body: (_ chunk: Int, _ thread: Int) -> Void) {
-        guard chunks > 1, threads > 1 else { for c in 0..<chunks { body(c, 0) }; return }
-        if callerIsInsideOperation { for c in 0..<chunks { body(c, 0) }; return }
+        // One thread: index 0 belongs to whoever holds the turn.
+        guard threads > 1 else { withTurn { for c in 0..<chunks { body(c, 0) } }; return }
+        // Inside an operation (a worker's chunk): inline, with this thread's own index.
+        if let me = insideIndex { for c in 0..<chunks { body(c, me) }; return }
+        guard chunks > 1 else { withTurn { for c in 0..<chunks { body(c, 0) } }; return }
         withTurn { run(chunks, body) }
     }
 
@@ -233,12 +243,14 @@ public final class ThreadPool: @unchecked Sendable {
         let chunk = max(1, chunk)
         let totalChunks = (count + chunk - 1) / chunk
         let parts = min(threads, totalChunks)
-        if parts == 1 {
-            for c in 0..<totalChunks { body((c * chunk)..<min(count, (c + 1) * chunk), 0) }
+        // Inside an operation: inline, with this thread's own index for its scratch.
+        if let me = insideIndex {
+            for c in 0..<totalChunks { body((c * chunk)..<min(count, (c + 1) * chunk), me) }
             return
         }
-        if callerIsInsideOperation {
-            for c in 0..<totalChunks { body((c * chunk)..<min(count, (c + 1) * chunk), 0) }
+        if parts == 1 {
+            // Index 0 belongs to whoever holds the turn.
+            withTurn { for c in 0..<totalChunks { body((c * chunk)..<min(count, (c + 1) * chunk), 0) } }
             return
         }
         withTurn {

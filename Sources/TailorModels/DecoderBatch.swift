@@ -133,12 +133,15 @@ struct DecoderBatch {
                 for t in 0..<count[i] { stepOfRow[firstRow[i] + t] = i }
             }
             let steps = self.steps, positions = self.positions
+            let scratch = DecoderOps.AttentionScratch(threads: pool.threads, positions: (positions.prefix(shortRows).max() ?? 0) + 1, headDim: D)
+            defer { scratch.free() }
             stepOfRow.withUnsafeBufferPointer { stepOfRow in
-                pool.dispatch(shortRows * H) { job in
+                pool.dispatch(shortRows * H) { job, thread in
                     let row = job / H, h = job % H
                     let cache = steps[stepOfRow[row]].session.cache
                     DecoderOps.attendOne(q: q + row * H * D, out: out + row * H * D, cache: cache, layer: l, position: positions[row],
-                                         head: h, heads: H, kvHeads: kvHeads, headDim: D, scale: scale, window: window)
+                                         head: h, heads: H, kvHeads: kvHeads, headDim: D, scale: scale, window: window,
+                                         scratch: scratch.of(thread))
                 }
             }
         }

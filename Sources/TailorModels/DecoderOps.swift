@@ -112,23 +112,35 @@ enum DecoderOps {
                           kvHeads: kvHeads, headDim: D, scale: scale, window: window, pool: pool)
             return
         }
-        pool.dispatch(T * H) { job in
+        let scratch = AttentionScratch(threads: pool.threads, positions: start + T, headDim: D)
+        defer { scratch.free() }
+        pool.dispatch(T * H) { job, thread in
             let t = job / H, h = job % H
             attendOne(q: q + t * H * D, out: out + t * H * D, cache: cache, layer: layer, position: start + t, head: h,
-                      heads: H, kvHeads: kvHeads, headDim: D, scale: scale, window: window)
+                      heads: H, kvHeads: kvHeads, headDim: D, scale: scale, window: window, scratch: scratch.of(thread))
         }
     }
 
+    /// Per-thread scores and query buffers of one attention operation (no allocation per head).
+    struct AttentionScratch {
+        let base: UnsafeMutablePointer<Float>
+        let stride: Int
+        init(threads: Int, positions: Int, headDim: Int) {
+            stride = (positions + headDim + 15) / 16 * 16
+            base = .allocate(capacity: max(1, threads) * stride)
+        }
+        func of(_ thread: Int) -> UnsafeMutablePointer<Float> { base + thread * stride }
+        func free() { base.deallocate() }
+    }
+
     /// One query row's head `h` at `position` over the cache's positions up to it (the arithmetic
-    /// of `attention` for few queries). q, out: that row's [H·D].
+    /// of `attention` for few queries). q, out: that row's [H·D]; scratch: position + 1 + D floats.
     static func attendOne(q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, cache: KVCache, layer: Int,
                           position pos: Int, head h: Int, heads H: Int, kvHeads: Int,
-                          headDim D: Int, scale: Float, window: Int?) {
+                          headDim D: Int, scale: Float, window: Int?, scratch scores: UnsafeMutablePointer<Float>) {
         let group = H / kvHeads, KV = kvHeads * D
         let kvh = h / group
         let first = window.map { max(0, pos - $0 + 1) } ?? 0
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: pos + 1 + D)
-        defer { scores.deallocate() }
         let qr = scores + pos + 1  // this head's query, fp16-rounded when the cache is fp16
         qr.update(from: q + h * D, count: D)
         let n = pos - first + 1
