@@ -106,6 +106,7 @@ public final class QuantizedActivations {
                     dK[t * (n / 256) + b] = QuantizedActivations.block256Vector(xt + 256 * b, q, bsums)
                     #if TAILOR_AVX512
                     // Sub-blocks 0, 2, 1, 3, 4, 6, 5, 7, and the sums of their values.
+                    guard grouped else { continue }
                     let dst = qKv + t * n + 256 * b
                     for k in 0..<8 {
                         let j = (k & 4) | (k & 1) << 1 | (k >> 1) & 1

@@ -100,7 +100,8 @@ extension KernelBenchmark {
         let packed = bytes.withUnsafeBytes { PackedWeights(type: type, rows: rows, cols: cols, source: $0.baseAddress!) }
         let x = (0..<tokens * cols).map { _ in Float.random(in: -2..<2) }
         let acts = QuantizedActivations(n: cols, tokens: tokens)
-        x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, blocks32: true, blocks256: false, grouped: false) }
+        let k = PackedWeights.isK(type)
+        x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, blocks32: !k, blocks256: k, grouped: false) }
         let y = UnsafeMutablePointer<Float>.allocate(capacity: tokens * rows)
         defer { y.deallocate() }
         let macs = Double(rows) * Double(cols) * Double(tokens)
@@ -113,7 +114,7 @@ extension KernelBenchmark {
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / Double(calls))
         }
         let ns = times.sorted()[times.count / 2]
-        return PackedResult(type: type.description, rows: rows, cols: cols, tokens: tokens, kernel: PackedGEMM.kernel(tokens: tokens), gmacs: macs / ns)
+        return PackedResult(type: type.description, rows: rows, cols: cols, tokens: tokens, kernel: PackedGEMM.kernel(tokens: tokens, type: type), gmacs: macs / ns)
     }
 
     public struct PeakResult: Codable, Sendable {

@@ -27,6 +27,8 @@ enum AVX512Packed {
         case .q4_0: rowGroups(PackedQ4_0.self, w, a, tokens, groups, y, ldy, accumulate)
         case .q4_1: rowGroups(PackedQ4_1.self, w, a, tokens, groups, y, ldy, accumulate)
         case .q8_0: rowGroups(PackedQ8_0.self, w, a, tokens, groups, y, ldy, accumulate)
+        case .q4_K: q4KRowGroups(w, a, tokens, groups, y, ldy, accumulate)
+        case .q6_K: q6KRowGroups(w, a, tokens, groups, y, ldy, accumulate)
         default: PackedGEMM.reference(w, a, tokens: tokens, groups: groups, y, ldy: ldy, accumulate: accumulate)
         }
     }
@@ -123,6 +125,157 @@ enum AVX512Packed {
                 }
                 store(acc, out + t &* ldy, mask, accumulate)
                 t += 1
+            }
+        }
+    }
+
+    // MARK: K-quants (PackedWeights+KQuants.swift): a sub-block's values unpacked once per token
+    // tile, its integer sums scaled by the sub-block's integer scale in i32, the float steps once
+    // per super-block.
+
+    /// Σ over the four quads of `w` against 16 activation bytes at q (one 16-value sub-block).
+    @inline(__always) static func sum16(_ w0: __m512i, _ w1: __m512i, _ w2: __m512i, _ w3: __m512i, _ q: UnsafePointer<Int8>, _ start: __m512i) -> __m512i {
+        let a = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start, w0, bcast(q, 0)), w1, bcast(q, 1))
+        let b = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w2, bcast(q, 2)), w3, bcast(q, 3))
+        return _mm512_add_epi32(a, b)
+    }
+
+    /// The i32 lanes of 16 bytes at p (unsigned or signed).
+    @inline(__always) static func bytes16(_ p: UnsafeRawPointer, signed: Bool) -> __m512i {
+        let v = _mm_loadu_si128(p.assumingMemoryBound(to: __m128i.self))
+        return signed ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v)
+    }
+
+    @inline(__always) static func halves16(_ p: UnsafeRawPointer) -> __m512 { _mm512_cvtph_ps(_mm256_loadu_si256(p.assumingMemoryBound(to: __m256i.self))) }
+
+    static func q4KRowGroups(_ w: PackedWeights, _ a: QuantizedActivations, _ T: Int, _ groups: Range<Int>,
+                             _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _ accumulate: Bool) {
+        let nb = w.blocks, n = a.n, tb = w.tileBytes, nb16 = n / 16
+        let q = UnsafePointer(a.qK), bsums = UnsafePointer(a.bsumsK), dxs = UnsafePointer(a.dK)
+        let lo = _mm512_set1_epi8(0x0F)
+        let (_, intoL1, ahead) = MatMul.prefetch
+        for g in groups {
+            let rows = min(16, w.rows - g * 16)
+            let mask: __mmask16 = rows == 16 ? 0xFFFF : __mmask16((1 << rows) - 1)
+            let out = y + g * 16
+            var t0 = 0
+            while t0 < T {
+                let count = min(4, T - t0)
+                var acc = (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps())
+                for b in 0..<nb {
+                    let p = w.tile(group: g, block: b)
+                    if count == 1 {
+                        var off = 0
+                        while off < tb {
+                            if intoL1 { tailor_prefetch_l1(p + (ahead &+ off)) } else { tailor_prefetch(p + (ahead &+ off)) }
+                            off &+= 64
+                        }
+                    }
+                    var sumi = (_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512())
+                    var summ = sumi
+                    for sb in 0..<8 {
+                        let u = p + 512 &* (sb >> 1)
+                        let shift: UInt32 = sb & 1 == 0 ? 0 : 4
+                        @inline(__always) func unit(_ k: Int) -> __m512i { _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512(u + 64 &* k), shift), lo) }
+                        let w0 = unit(0), w1 = unit(1), w2 = unit(2), w3 = unit(3), w4 = unit(4), w5 = unit(5), w6 = unit(6), w7 = unit(7)
+                        let sc = bytes16(p + (2048 &+ 16 &* sb), signed: false), m = bytes16(p + (2176 &+ 16 &* sb), signed: false)
+                        @inline(__always) func token(_ t: Int, _ si: inout __m512i, _ sm: inout __m512i) {
+                            let qt: UnsafePointer<Int8> = q + ((t0 &+ t) &* n &+ 256 &* b &+ 32 &* sb)
+                            let isum = _mm512_add_epi32(sum16(w0, w1, w2, w3, qt, _mm512_setzero_si512()), sum16(w4, w5, w6, w7, qt + 16, _mm512_setzero_si512()))
+                            si = _mm512_add_epi32(si, _mm512_mullo_epi32(isum, sc))
+                            let bs: UnsafePointer<Int16> = bsums + ((t0 &+ t) &* nb16 &+ 16 &* b &+ 2 &* sb)
+                            sm = _mm512_add_epi32(sm, _mm512_mullo_epi32(m, _mm512_set1_epi32(Int32(bs[0]) &+ Int32(bs[1]))))
+                        }
+                        token(0, &sumi.0, &summ.0)
+                        if count > 1 { token(1, &sumi.1, &summ.1) }
+                        if count > 2 { token(2, &sumi.2, &summ.2) }
+                        if count > 3 { token(3, &sumi.3, &summ.3) }
+                    }
+                    let d = halves16(p + 2304), dmin = halves16(p + 2336)
+                    @inline(__always) func finish(_ t: Int, _ si: __m512i, _ sm: __m512i, _ a: __m512) -> __m512 {
+                        let dx = dxs[(t0 &+ t) &* nb &+ b]
+                        let r = _mm512_fmadd_ps(_mm512_cvtepi32_ps(si), _mm512_mul_ps(d, _mm512_set1_ps(dx)), a)
+                        return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sm), _mm512_mul_ps(dmin, _mm512_set1_ps(-dx)), r)
+                    }
+                    acc.0 = finish(0, sumi.0, summ.0, acc.0)
+                    if count > 1 { acc.1 = finish(1, sumi.1, summ.1, acc.1) }
+                    if count > 2 { acc.2 = finish(2, sumi.2, summ.2, acc.2) }
+                    if count > 3 { acc.3 = finish(3, sumi.3, summ.3, acc.3) }
+                }
+                store(acc.0, out + t0 &* ldy, mask, accumulate)
+                if count > 1 { store(acc.1, out + (t0 &+ 1) &* ldy, mask, accumulate) }
+                if count > 2 { store(acc.2, out + (t0 &+ 2) &* ldy, mask, accumulate) }
+                if count > 3 { store(acc.3, out + (t0 &+ 3) &* ldy, mask, accumulate) }
+                t0 += count
+            }
+        }
+    }
+
+    static func q6KRowGroups(_ w: PackedWeights, _ a: QuantizedActivations, _ T: Int, _ groups: Range<Int>,
+                             _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _ accumulate: Bool) {
+        let nb = w.blocks, n = a.n, tb = w.tileBytes, nb16 = n / 16
+        let q = UnsafePointer(a.qK), bsums = UnsafePointer(a.bsumsK), dxs = UnsafePointer(a.dK)
+        let lo = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(3)
+        let (_, intoL1, ahead) = MatMul.prefetch
+        for g in groups {
+            let rows = min(16, w.rows - g * 16)
+            let mask: __mmask16 = rows == 16 ? 0xFFFF : __mmask16((1 << rows) - 1)
+            let out = y + g * 16
+            var t0 = 0
+            while t0 < T {
+                let count = min(4, T - t0)
+                var acc = (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps())
+                for b in 0..<nb {
+                    let p = w.tile(group: g, block: b)
+                    if count == 1 {
+                        var off = 0
+                        while off < tb {
+                            if intoL1 { tailor_prefetch_l1(p + (ahead &+ off)) } else { tailor_prefetch(p + (ahead &+ off)) }
+                            off &+= 64
+                        }
+                    }
+                    var sumi = (_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512())
+                    for h in 0..<2 {
+                        for i in 0..<2 {
+                            for kq in 0..<4 {
+                                // Values 128h + 32kq + 16i … +15: sub-block 8h + 2kq + i.
+                                let sb = 8 &* h &+ 2 &* kq &+ i
+                                let lowShift: UInt32 = kq < 2 ? 0 : 4, highShift = UInt32(2 &* kq)
+                                let mBase = (kq & 1 == 0 ? 0 : 8) &+ 4 &* i
+                                @inline(__always) func quad(_ j: Int) -> __m512i {
+                                    let l = _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512(p + 64 &* (16 &* h &+ mBase &+ j)), lowShift), lo)
+                                    let hb = _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512(p + (2048 &+ 64 &* (8 &* h &+ 4 &* i &+ j))), highShift), three)
+                                    return _mm512_or_si512(l, _mm512_slli_epi16(hb, 4))
+                                }
+                                let w0 = quad(0), w1 = quad(1), w2 = quad(2), w3 = quad(3)
+                                let sc = bytes16(p + (3072 &+ 16 &* sb), signed: true)
+                                @inline(__always) func token(_ t: Int, _ si: inout __m512i) {
+                                    let base: Int = (t0 &+ t) &* n &+ 256 &* b &+ 16 &* sb
+                                    let bs = Int32(bsums[(t0 &+ t) &* nb16 &+ 16 &* b &+ sb])
+                                    let isum = sum16(w0, w1, w2, w3, q + base, _mm512_set1_epi32(0 &- 32 &* bs))
+                                    si = _mm512_add_epi32(si, _mm512_mullo_epi32(isum, sc))
+                                }
+                                token(0, &sumi.0)
+                                if count > 1 { token(1, &sumi.1) }
+                                if count > 2 { token(2, &sumi.2) }
+                                if count > 3 { token(3, &sumi.3) }
+                            }
+                        }
+                    }
+                    let d = halves16(p + 3328)
+                    @inline(__always) func finish(_ t: Int, _ si: __m512i, _ a: __m512) -> __m512 {
+                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(si), _mm512_mul_ps(d, _mm512_set1_ps(dxs[(t0 &+ t) &* nb &+ b])), a)
+                    }
+                    acc.0 = finish(0, sumi.0, acc.0)
+                    if count > 1 { acc.1 = finish(1, sumi.1, acc.1) }
+                    if count > 2 { acc.2 = finish(2, sumi.2, acc.2) }
+                    if count > 3 { acc.3 = finish(3, sumi.3, acc.3) }
+                }
+                store(acc.0, out + t0 &* ldy, mask, accumulate)
+                if count > 1 { store(acc.1, out + (t0 &+ 1) &* ldy, mask, accumulate) }
+                if count > 2 { store(acc.2, out + (t0 &+ 2) &* ldy, mask, accumulate) }
+                if count > 3 { store(acc.3, out + (t0 &+ 3) &* ldy, mask, accumulate) }
+                t0 += count
             }
         }
     }

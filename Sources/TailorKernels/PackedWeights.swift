@@ -11,8 +11,10 @@
 //   Q4_1  the same, then d[16], m[16] (fp16)
 //   Q8_0  qs: 8 chunks × 64 bytes, chunk j = for rows 0…15, values 4j…4j+3 as unsigned bytes
 //         (the int8 value + 128); then d[16] (fp16)
-// Every tile holds the same bytes as the sixteen blocks it came from, so the packed matrix is the
-// size of the mapped one, and replaces it in memory for these kernels.
+//   Q4_K, Q6_K: a tile per 256-value super-block, laid out in PackedWeights+KQuants.swift.
+// Every tile holds the bytes of the sixteen blocks it came from (Q4_K: its 6-bit scales unpacked
+// to bytes, 3% more), so the packed matrix is about the size of the mapped one, and replaces it
+// in memory for these kernels.
 //
 // The arithmetic (`PackedGEMM.reference`, kept forever; every kernel gives its bits exactly): for
 // row r and token t, over the blocks b in order,
@@ -28,7 +30,7 @@ public final class PackedWeights: @unchecked Sendable {
     public let type: GGMLType
     public let rows: Int
     public let cols: Int
-    /// Row groups of 16 and blocks of 32 per row.
+    /// Row groups of 16, and blocks per row (of 32 values; of 256 for the K-quants).
     public let groups: Int
     public let blocks: Int
     public let tileBytes: Int
@@ -36,7 +38,11 @@ public final class PackedWeights: @unchecked Sendable {
     public var byteCount: Int { groups * blocks * tileBytes }
 
     /// Types with a packed layout.
-    public static func supports(_ t: GGMLType) -> Bool { t == .q4_0 || t == .q4_1 || t == .q8_0 }
+    public static func supports(_ t: GGMLType) -> Bool { t == .q4_0 || t == .q4_1 || t == .q8_0 || t == .q4_K || t == .q6_K }
+
+    /// Whether `t` is packed in 256-value super-blocks (multiplied with the 256-blocks of
+    /// QuantizedActivations).
+    public static func isK(_ t: GGMLType) -> Bool { t == .q4_K || t == .q6_K }
 
     /// Bytes of the weight values in a tile (the scales follow them).
     static func valueBytes(_ t: GGMLType) -> Int { t == .q8_0 ? 512 : 256 }
@@ -45,6 +51,8 @@ public final class PackedWeights: @unchecked Sendable {
         switch t {
         case .q4_0: return 256 + 32
         case .q4_1: return 256 + 64
+        case .q4_K: return KTile.q4KBytes
+        case .q6_K: return KTile.q6KBytes
         default: return 512 + 32
         }
     }
@@ -52,12 +60,12 @@ public final class PackedWeights: @unchecked Sendable {
     /// Packs `rows` rows of `cols` values of type `type` from `source` (the file's row-major
     /// blocks), the row groups split over `pool`.
     public init(type: GGMLType, rows: Int, cols: Int, source: UnsafeRawPointer, pool: ThreadPool? = nil) {
-        precondition(Self.supports(type) && cols % 32 == 0 && rows > 0)
+        precondition(Self.supports(type) && cols % type.blockSize == 0 && rows > 0)
         self.type = type
         self.rows = rows
         self.cols = cols
         groups = (rows + 15) / 16
-        blocks = cols / 32
+        blocks = cols / type.blockSize
         tileBytes = Self.tileBytes(type)
         data = .allocate(byteCount: max(64, groups * blocks * tileBytes), alignment: 64)
         let rowBytes = blocks * type.blockBytes
@@ -80,6 +88,7 @@ public final class PackedWeights: @unchecked Sendable {
     /// Writes the tile of row group g, block b from the sixteen source blocks (nil: a padding row).
     private func packTile(group g: Int, block b: Int, _ source: (Int) -> UnsafeRawPointer?) {
         let t = data + (g * blocks + b) * tileBytes
+        if Self.isK(type) { KTile.pack(type, t, (0..<16).map { source(g * 16 + $0) }); return }
         let vb = Self.valueBytes(type)
         let d = (t + vb).assumingMemoryBound(to: UInt16.self)
         for i in 0..<16 {
@@ -129,6 +138,7 @@ public enum PackedGEMM {
     /// y: [tokens × ldy], row r of w at column r.
     public static func reference(_ w: PackedWeights, _ a: QuantizedActivations, tokens: Int, groups: Range<Int>,
                                  _ y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
+        if PackedWeights.isK(w.type) { KTile.reference(w, a, tokens: tokens, groups: groups, y, ldy: ldy, accumulate: accumulate); return }
         let nb = w.blocks, n = a.n
         let off = PackedWeights.offset(w.type)
         for g in groups {
@@ -153,9 +163,9 @@ public enum PackedGEMM {
     }
 
     /// Which kernel `run` uses for `tokens` tokens on this machine.
-    public static func kernel(tokens: Int) -> String {
+    public static func kernel(tokens: Int, type: GGMLType = .q4_1) -> String {
         #if TAILOR_AMX
-        if tokens >= AMXPacked.minimumTokens && AMXPacked.available { return "amx-int8" }
+        if !PackedWeights.isK(type) && tokens >= AMXPacked.minimumTokens && AMXPacked.available { return "amx-int8" }
         #endif
         #if TAILOR_AVX512
         return "avx512-vnni"
@@ -169,7 +179,7 @@ public enum PackedGEMM {
     public static func run(_ w: PackedWeights, _ a: QuantizedActivations, tokens: Int, groups: Range<Int>,
                            _ y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
         #if TAILOR_AMX
-        if tokens >= AMXPacked.minimumTokens && AMXPacked.available {
+        if !PackedWeights.isK(w.type) && tokens >= AMXPacked.minimumTokens && AMXPacked.available {
             AMXPacked.run(w, a, tokens: tokens, groups: groups, y, ldy: ldy, accumulate: accumulate)
             return
         }

@@ -35,7 +35,7 @@ public struct WeightMatrix: @unchecked Sendable {
     /// resident memory; whatever reads the mapped rows later (exact precision, an embedding
     /// lookup) faults in only the pages it touches.
     public func packing(pool: ThreadPool?) -> WeightMatrix {
-        guard packed == nil, PackedWeights.supports(type), cols % 32 == 0 else { return self }
+        guard packed == nil, PackedWeights.supports(type), cols % type.blockSize == 0 else { return self }
         let p = PackedWeights(type: type, rows: rows, cols: cols, source: data, pool: pool)
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let start = (Int(bitPattern: data) + page - 1) / page * page, end = (Int(bitPattern: data) + byteCount) / page * page
@@ -126,10 +126,11 @@ public enum MatMul {
                                cols: Int, tokens: Int, pool: ThreadPool, accumulate: Bool) {
         pool.withTurn {
             let acts = pool.activations(n: cols, tokens: tokens)
+            let b32 = outputs.contains { !PackedWeights.isK($0.0.type) }, b256 = outputs.contains { PackedWeights.isK($0.0.type) }
             if tokens >= 16 {
-                pool.parallelFor(tokens, minChunk: 8) { r in acts.quantize(x, rows: r, blocks32: true, blocks256: false, grouped: false) }
+                pool.parallelFor(tokens, minChunk: 8) { r in acts.quantize(x, rows: r, blocks32: b32, blocks256: b256, grouped: false) }
             } else {
-                acts.quantize(x, blocks32: true, blocks256: false, grouped: false)
+                acts.quantize(x, blocks32: b32, blocks256: b256, grouped: false)
             }
             let packs = outputs.map { ($0.0.packed!, $0.1, $0.0.rows) }
             let total = packs.reduce(0) { $0 + $1.0.groups }

@@ -202,7 +202,7 @@ struct BenchQGEMM: AsyncParsableCommand {
         abstract: "The packed integer products of batched decoding and prefill alone, one thread: int8 multiply-adds per second by type and token count.")
     @Option(help: "Types, comma-separated.") var types: String = "q4_0,q4_1,q8_0"
     @Option(help: "Rows of the matrix.") var rows: Int = 1536
-    @Option(help: "Columns (the input width, a multiple of 32).") var cols: Int = 576
+    @Option(help: "Columns (the input width: a multiple of 32, of 256 for K-quants).") var cols: Int = 576
     @Option(help: "Token counts, comma-separated.") var tokens: String = "1,4,16,64,512"
     @Option(name: .short, help: "Repetitions.") var r: Int = 5
     @Flag(help: "Print JSON.") var json = false
@@ -219,8 +219,9 @@ struct BenchQGEMM: AsyncParsableCommand {
         }
         for name in types.split(separator: ",") {
             guard let t = GGMLType.allCases.first(where: { $0.description.lowercased() == name.lowercased() }), PackedWeights.supports(t) else {
-                throw ValidationError("--types: '\(name)' has no packed kernel (q4_0, q4_1, q8_0)")
+                throw ValidationError("--types: '\(name)' has no packed kernel (q4_0, q4_1, q8_0, q4_k, q6_k)")
             }
+            guard cols % t.blockSize == 0 else { throw ValidationError("--cols \(cols) is not a whole number of \(t) blocks (\(t.blockSize) values): use e.g. --cols 1536") }
             for n in counts {
                 let res = KernelBenchmark.packed(type: t, rows: rows, cols: cols, tokens: n, repetitions: r)
                 results.append(res)

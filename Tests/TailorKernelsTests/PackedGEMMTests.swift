@@ -14,20 +14,24 @@ import Testing
         return out
     }
 
-    @Test(arguments: [GGMLType.q4_0, .q4_1, .q8_0])
+    @Test(arguments: [GGMLType.q4_0, .q4_1, .q8_0, .q4_K, .q6_K])
     func kernelEqualsReferenceAndNearExact(_ type: GGMLType) throws {
         print("packed kernels on this machine: 1 token \(PackedGEMM.kernel(tokens: 1)), 16 tokens \(PackedGEMM.kernel(tokens: 16))")
-        for (rows, n) in [(16, 32), (37, 96), (5, 576), (48, 1536)] {
+        let shapes = PackedWeights.isK(type) ? [(16, 256), (37, 512), (5, 768), (48, 1536)] : [(16, 32), (37, 96), (5, 576), (48, 1536)]
+        for (rows, n) in shapes {
             let w = Self.matrix(type, rows: rows, n: n, seed: UInt64(rows * n) + UInt64(type.rawValue))
             var rng = SplitMix64Test(seed: UInt64(n))
             let maxTokens = 33
             let x = (0..<(n * maxTokens)).map { _ in Float(Int(rng.next() % 20001) - 10000) / 3000 }
             try w.withUnsafeBytes { wb in
                 let packed = PackedWeights(type: type, rows: rows, cols: n, source: wb.baseAddress!)
-                #expect(packed.byteCount == packed.groups * 16 * n / 32 * type.blockBytes, "the packed tiles hold the blocks' bytes")
+                if !PackedWeights.isK(type) {
+                    #expect(packed.byteCount == packed.groups * 16 * n / 32 * type.blockBytes, "the packed tiles hold the blocks' bytes")
+                }
+                let b32 = !PackedWeights.isK(type), b256 = PackedWeights.isK(type)
                 for tokens in [1, 2, 3, 4, 5, 8, 11, 16, 17, 33] {
                     let acts = QuantizedActivations(n: n, tokens: tokens)
-                    x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, blocks32: true, blocks256: false) }
+                    x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, blocks32: b32, blocks256: b256) }
                     for accumulate in [false, true] {
                         var ref = [Float](repeating: 0.5, count: tokens * rows), fast = ref
                         ref.withUnsafeMutableBufferPointer { PackedGEMM.reference(packed, acts, tokens: tokens, groups: 0..<packed.groups, $0.baseAddress!, ldy: rows, accumulate: accumulate) }
@@ -36,7 +40,7 @@ import Testing
                         // Token t alone gives the same outputs as token t among the others.
                         if !accumulate && tokens > 1 {
                             let one = QuantizedActivations(n: n, tokens: 1)
-                            x.withUnsafeBufferPointer { one.quantize($0.baseAddress! + (tokens - 1) * n, blocks32: true, blocks256: false) }
+                            x.withUnsafeBufferPointer { one.quantize($0.baseAddress! + (tokens - 1) * n, blocks32: b32, blocks256: b256) }
                             var alone = [Float](repeating: 0, count: rows)
                             alone.withUnsafeMutableBufferPointer { PackedGEMM.run(packed, one, tokens: 1, groups: 0..<packed.groups, $0.baseAddress!, ldy: rows, accumulate: false) }
                             #expect(Array(fast[((tokens - 1) * rows)...]) == alone)
@@ -47,7 +51,7 @@ import Testing
                     ref.withUnsafeMutableBufferPointer { PackedGEMM.reference(packed, acts, tokens: tokens, groups: 0..<packed.groups, $0.baseAddress!, ldy: rows, accumulate: false) }
                     for r in 0..<rows {
                         var row = [Float](repeating: 0, count: n)
-                        row.withUnsafeMutableBufferPointer { QuantReference.dequantize(type, wb.baseAddress! + r * n / 32 * type.blockBytes, $0.baseAddress!, count: n) }
+                        row.withUnsafeMutableBufferPointer { QuantReference.dequantize(type, wb.baseAddress! + r * n / type.blockSize * type.blockBytes, $0.baseAddress!, count: n) }
                         for t in 0..<tokens {
                             var exact: Float = 0, absSum: Float = 0
                             for i in 0..<n { exact += row[i] * x[t * n + i]; absSum += abs(row[i] * x[t * n + i]) }
