@@ -67,8 +67,11 @@ enum AMXPacked {
         let lo = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8), flip = _mm512_set1_epi8(-128)
         for g in groups {
             // Unpack the group's blocks into B tiles.
+            let (_, intoL1, ahead) = MatMul.prefetch
             for b in 0..<nb {
                 let p = w.tile(group: g, block: b), dst = bt + 512 &* b
+                // The weights stream from memory once per row group.
+                AVX512Packed.prefetchTile(p, w.tileBytes, ahead, intoL1)
                 if K.bytes {
                     for j in 0..<8 { _mm512_store_si512(dst + 64 &* j, _mm512_xor_si512(_mm512_loadu_si512(p + 64 &* j), flip)) }
                 } else {

@@ -76,6 +76,15 @@ enum AVX512Packed {
         return r
     }
 
+    /// Asks for every line of the tile at p, `ahead` bytes on (the weights stream from memory).
+    @inline(__always) static func prefetchTile(_ p: UnsafeRawPointer, _ bytes: Int, _ ahead: Int, _ intoL1: Bool) {
+        var off = 0
+        while off < bytes {
+            if intoL1 { tailor_prefetch_l1(p + (ahead &+ off)) } else { tailor_prefetch(p + (ahead &+ off)) }
+            off &+= 64
+        }
+    }
+
     @inline(__always) static func store(_ v: __m512, _ p: UnsafeMutablePointer<Float>, _ mask: __mmask16, _ accumulate: Bool) {
         if accumulate { _mm512_mask_storeu_ps(p, mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mask, p), v)) }
         else { _mm512_mask_storeu_ps(p, mask, v) }
@@ -95,6 +104,8 @@ enum AVX512Packed {
             while t + 4 <= T {
                 var a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps()
                 for b in 0..<nb {
+                    // The first pass over the group's tiles streams them from memory.
+                    if t == 0 { prefetchTile(base + b &* tb, tb, ahead, intoL1) }
                     let blk = load(k, base + b &* tb)
                     let i0: Int = t &* nb &+ b, i1: Int = i0 &+ nb, i2: Int = i1 &+ nb, i3: Int = i2 &+ nb
                     let q0: UnsafePointer<Int8> = q + (t &* n &+ 32 &* b)
@@ -113,12 +124,7 @@ enum AVX512Packed {
                 var acc = _mm512_setzero_ps()
                 for b in 0..<nb {
                     let p = base + b &* tb
-                    // Decoding streams the weights: ask for every line of the tile `ahead` on.
-                    var off = 0
-                    while off < tb {
-                        if intoL1 { tailor_prefetch_l1(p + (ahead &+ off)) } else { tailor_prefetch(p + (ahead &+ off)) }
-                        off &+= 64
-                    }
+                    if t < 4 { prefetchTile(p, tb, ahead, intoL1) }
                     let i: Int = t &* nb &+ b
                     let qt: UnsafePointer<Int8> = q + (t &* n &+ 32 &* b)
                     acc = step(k, load(k, p), qt, sum: sums[i], dx: dx[i], s: sx[i], acc)
@@ -164,13 +170,7 @@ enum AVX512Packed {
                 var acc = (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps())
                 for b in 0..<nb {
                     let p = w.tile(group: g, block: b)
-                    if count == 1 {
-                        var off = 0
-                        while off < tb {
-                            if intoL1 { tailor_prefetch_l1(p + (ahead &+ off)) } else { tailor_prefetch(p + (ahead &+ off)) }
-                            off &+= 64
-                        }
-                    }
+                    if t0 == 0 { prefetchTile(p, tb, ahead, intoL1) }
                     var sumi = (_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512())
                     var summ = sumi
                     for sb in 0..<8 {
@@ -227,13 +227,7 @@ enum AVX512Packed {
                 var acc = (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps())
                 for b in 0..<nb {
                     let p = w.tile(group: g, block: b)
-                    if count == 1 {
-                        var off = 0
-                        while off < tb {
-                            if intoL1 { tailor_prefetch_l1(p + (ahead &+ off)) } else { tailor_prefetch(p + (ahead &+ off)) }
-                            off &+= 64
-                        }
-                    }
+                    if t0 == 0 { prefetchTile(p, tb, ahead, intoL1) }
                     var sumi = (_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512())
                     for h in 0..<2 {
                         for i in 0..<2 {
