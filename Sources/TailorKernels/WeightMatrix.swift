@@ -30,12 +30,16 @@ public struct WeightMatrix: @unchecked Sendable {
         self.packed = packed
     }
 
+    /// TAILOR_NO_PACK=1 keeps every matrix in its mapped layout (the matrix-vector kernels and
+    /// fp32 prefill, as before the packed kernels): for comparisons.
+    public static let packingDisabled = ProcessInfo.processInfo.environment["TAILOR_NO_PACK"] == "1"
+
     /// This matrix with its packed layout (when its type has one), packed on `pool`. The mapped
     /// pages it was read from are handed back to the kernel, so the packed copy replaces them in
     /// resident memory; whatever reads the mapped rows later (exact precision, an embedding
     /// lookup) faults in only the pages it touches.
     public func packing(pool: ThreadPool?) -> WeightMatrix {
-        guard packed == nil, PackedWeights.supports(type), cols % type.blockSize == 0 else { return self }
+        guard packed == nil, PackedWeights.supports(type), cols % type.blockSize == 0, !WeightMatrix.packingDisabled else { return self }
         let p = PackedWeights(type: type, rows: rows, cols: cols, source: data, pool: pool)
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let start = (Int(bitPattern: data) + page - 1) / page * page, end = (Int(bitPattern: data) + byteCount) / page * page

@@ -27,26 +27,44 @@ public struct DecoderBenchResult: Codable, Sendable {
     /// Weight bytes read per decoded token.
     public var bytesPerToken: Int
     public var peakResidentBytes: Int
+    /// Prefill tokens/s at each prompt length asked for (the first is `prefill`).
+    public var prefillByLength: [PrefillLength] = []
+    /// Seconds to load the model (reading, repacking), when the caller measured it.
+    public var loadSeconds: Double?
     public var decodeGBps: Double { Double(bytesPerToken) * decode.median / 1e9 }
+
+    public struct PrefillLength: Codable, Sendable {
+        public var tokens: Int
+        public var tokensPerSecond: BenchStat
+    }
 }
 
 public enum DecoderBenchmark {
     /// Runs `repetitions` rounds (after one warm-up) of prefill and decode on fresh caches.
     public static func run(_ lm: LanguageModel, promptTokens p: Int, generatedTokens n: Int, repetitions: Int,
                            progress: (String) -> Void = { _ in }) throws -> DecoderBenchResult {
+        try run(lm, promptLengths: [p], generatedTokens: n, repetitions: repetitions, progress: progress)
+    }
+
+    /// The same with a prefill test per prompt length (each a fresh cache and prompt).
+    public static func run(_ lm: LanguageModel, promptLengths: [Int], generatedTokens n: Int, repetitions: Int,
+                           progress: (String) -> Void = { _ in }) throws -> DecoderBenchResult {
         let model = lm.model
         let V = model.vocabularySize
+        let lengths = promptLengths.filter { $0 > 0 }
+        let p = promptLengths.first ?? 0
         // Deterministic pseudo-random tokens, as llama-bench uses random tokens.
         var rng = SplitMix64(seed: 1234)
-        let prompt = (0..<max(1, p)).map { _ in Int(rng.next() % UInt64(V)) }
-        var prefill: [Double] = [], decode: [Double] = []
+        let prompt = (0..<max(1, lengths.max() ?? 1)).map { _ in Int(rng.next() % UInt64(V)) }
+        var byLength = [[Double]](repeating: [], count: lengths.count)
+        var decode: [Double] = []
         for rep in 0...repetitions {
-            if p > 0 {
-                let cache = lm.makeCache(maxTokens: p + 1)
+            for (i, len) in lengths.enumerated() {
+                let cache = lm.makeCache(maxTokens: len + 1)
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                _ = try model.forward(prompt, cache: cache, allLogits: false)
+                _ = try model.forward(Array(prompt.prefix(len)), cache: cache, allLogits: false)
                 let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                if rep > 0 { prefill.append(Double(p) / dt) }
+                if rep > 0 { byLength[i].append(Double(len) / dt) }
             }
             if n > 0 {
                 let cache = lm.makeCache(maxTokens: n + 1)
@@ -62,8 +80,9 @@ public enum DecoderBenchmark {
             progress(rep == 0 ? "warm-up done" : "repetition \(rep)/\(repetitions)")
         }
         return DecoderBenchResult(model: lm.name, threads: model.pool.threads, promptTokens: p, generatedTokens: n,
-                                  prefill: BenchStat(samples: prefill), decode: BenchStat(samples: decode),
-                                  bytesPerToken: weightBytesPerToken(lm), peakResidentBytes: peakResidentBytes())
+                                  prefill: BenchStat(samples: byLength.first ?? []), decode: BenchStat(samples: decode),
+                                  bytesPerToken: weightBytesPerToken(lm), peakResidentBytes: peakResidentBytes(),
+                                  prefillByLength: zip(lengths, byLength).map { DecoderBenchResult.PrefillLength(tokens: $0, tokensPerSecond: BenchStat(samples: $1)) })
     }
 
     static func argmax(_ l: [Float]) -> Int {

@@ -15,8 +15,11 @@ struct BenchModel: AsyncParsableCommand {
         abstract: "Prefill and decode tokens/s, like llama-bench (release builds only give meaningful figures).")
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(name: [.short, .customLong("n-prompt")], help: "Prompt tokens for the prefill test (0 skips it).")
-    var p: Int = 512
+    @Option(name: [.short, .customLong("n-prompt")], help: "Prompt tokens for the prefill test, or several lengths comma-separated (e.g. 512,1536; 0 skips it).")
+    var prompt: String = "512"
+    /// The first prompt length (and the one the parallel test uses when given).
+    var p: Int { lengths.first ?? 0 }
+    var lengths: [Int] { prompt.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
     @Option(name: [.short, .customLong("n-gen")], help: "Tokens for the decode test (0 skips it).")
     var n: Int = 128
     @Option(name: [.short, .customLong("repetitions")], help: "Repetitions after a warm-up.")
@@ -27,7 +30,9 @@ struct BenchModel: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        guard p >= 0, n >= 0, p + n > 0 else { throw ValidationError("give -p or -n greater than 0") }
+        let ls = prompt.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !ls.isEmpty, ls.allSatisfy({ ($0 ?? -1) >= 0 }) else { throw ValidationError("-p: prompt lengths, comma-separated (e.g. 512 or 512,1536); got '\(prompt)'") }
+        guard n >= 0, p + n > 0 else { throw ValidationError("give -p or -n greater than 0") }
         guard r >= 1 else { throw ValidationError("-r must be at least 1") }
         if parallel != nil { _ = try widths() }
     }
@@ -42,11 +47,14 @@ struct BenchModel: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let loadStart = Date()
         let lm = try loadModel(modelOptions)
+        let loadSeconds = Date().timeIntervalSince(loadStart)
         if parallel != nil { try runParallel(lm); return }
-        let result = try runReportingErrors {
-            try DecoderBenchmark.run(lm, promptTokens: p, generatedTokens: n, repetitions: r) { note("bench: \($0)") }
+        var result = try runReportingErrors {
+            try DecoderBenchmark.run(lm, promptLengths: lengths, generatedTokens: n, repetitions: r) { note("bench: \($0)") }
         }
+        result.loadSeconds = loadSeconds
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -61,14 +69,14 @@ struct BenchModel: AsyncParsableCommand {
         let size = formatBytes(Int64(lm.file.file.size))
         print("| model | size | threads | test | t/s |")
         print("| --- | ---: | ---: | --- | ---: |")
-        if p > 0 {
-            print(String(format: "| %@ | %@ | %d | pp%d | %.1f ± %.1f |", lm.name, size, result.threads, p, result.prefill.mean, result.prefill.stddev))
+        for x in result.prefillByLength {
+            print(String(format: "| %@ | %@ | %d | pp%d | %.1f ± %.1f |", lm.name, size, result.threads, x.tokens, x.tokensPerSecond.mean, x.tokensPerSecond.stddev))
         }
         if n > 0 {
             print(String(format: "| %@ | %@ | %d | tg%d | %.1f ± %.1f |", lm.name, size, result.threads, n, result.decode.mean, result.decode.stddev))
             print(String(format: "decode reads %@ of weights per token: %.1f GB/s achieved", formatBytes(Int64(result.bytesPerToken)), result.decodeGBps))
         }
-        print("peak resident memory: \(formatBytes(Int64(result.peakResidentBytes)))")
+        print("peak resident memory: \(formatBytes(Int64(result.peakResidentBytes))); model loaded in \(String(format: "%.2f", loadSeconds)) s")
     }
 
     /// `--parallel`: continuous batching at several widths.
