@@ -37,11 +37,14 @@ let package = Package(
         .library(name: "TailorRAG", targets: ["TailorRAG"]),
         .library(name: "TailorTuning", targets: ["TailorTuning"]),
         .library(name: "TailorEval", targets: ["TailorEval"]),
+        .library(name: "TailorServer", targets: ["TailorServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
@@ -61,8 +64,13 @@ let package = Package(
         .target(name: "TailorTuning", dependencies: ["TailorModels", "TailorFormats", "TailorKernels", "CBLAS"],
                 swiftSettings: fast + optimizedInTests),
         .target(name: "TailorEval", dependencies: ["TailorRAG", "TailorTuning", "TailorModels", "TailorFormats"], swiftSettings: fast),
+        .target(name: "TailorServer", dependencies: [
+            "TailorEval", "TailorRAG", "TailorTuning", "TailorModels", "TailorFormats", "TailorKernels",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ], swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(name: "tailor", dependencies: [
-            "TailorEval", "TailorRAG", "TailorTuning", "TailorModels", "TailorFormats", "TailorTokenizers", "TailorKernels",
+            "TailorServer", "TailorEval", "TailorRAG", "TailorTuning", "TailorModels", "TailorFormats", "TailorTokenizers", "TailorKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TailorTestSupport", path: "Tests/TailorTestSupport"),
@@ -70,6 +78,10 @@ let package = Package(
                     resources: [.copy("Fixtures")],
                     swiftSettings: avx512fp16 ? [.define("TAILOR_AVX512FP16")] : []),
         .testTarget(name: "TailorCLITests", dependencies: ["tailor"]),
+        .testTarget(name: "TailorServerTests", dependencies: [
+            "TailorServer", "TailorModels", "TailorRAG", "TailorTestSupport", "tailor",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
         .testTarget(name: "TailorFormatsTests", dependencies: ["TailorFormats", "TailorTestSupport"]),
         .testTarget(name: "TailorTokenizersTests", dependencies: ["TailorTokenizers", "TailorFormats", "TailorTestSupport"],
                     resources: [.copy("Fixtures")]),

@@ -24,7 +24,8 @@ enum AMXPacked {
     }()
 
     /// Fewest tokens worth a tile product (16 are computed; the rest is padding).
-    static let minimumTokens = 10
+    /// TAILOR_AMX_MIN_TOKENS changes it (for measurements).
+    static let minimumTokens = Int(ProcessInfo.processInfo.environment["TAILOR_AMX_MIN_TOKENS"] ?? "") ?? 10
 
     /// Sixteen accumulators: token i of the tile in r_i, weight row j in lane j.
     struct Acc {

@@ -24,6 +24,8 @@ public struct GenerationRequest: Sendable {
     public var contextTokens: Int?
     /// Go on past end-of-generation tokens (benchmarks: always `maxTokens` tokens).
     public var ignoreEndOfGeneration = false
+    /// Only text of this form is generated (`.jsonObject`: one JSON object, then the end).
+    public var constraint: GenerationConstraint? = nil
 
     public init(prompt: [Int], maxTokens: Int = 128, sampling: SamplingParameters = .greedy, stop: [String] = [],
                 adapters: [AdapterUse] = [], precision: Precision? = nil, contextTokens: Int? = nil) {
@@ -200,6 +202,8 @@ public final class BatchGenerator: @unchecked Sendable {
         let submitted = Date()
         var admitted = Date()
         var prefillDone: Date?
+        /// The JSON generated so far (with a `.jsonObject` constraint).
+        var json: JSONPrefix?
 
         init(request: GenerationRequest, handle: GenerationHandle, onEvent: @escaping @Sendable (GenerationEvent) -> Bool) {
             self.request = request
@@ -248,6 +252,7 @@ public final class BatchGenerator: @unchecked Sendable {
         }
         s.session = lm.session(precision: r.precision, adapters: r.adapters, maxTokens: context)
         s.text = GeneratedText(tokenizer: lm.tokenizer, stop: r.stop)
+        if r.constraint == .jsonObject { s.json = JSONPrefix(objectOnly: true) }
         s.admitted = Date()
         if let prefixCache {
             s.computed = prefixCache.restore(r.prompt, into: s.session)
@@ -329,16 +334,48 @@ public final class BatchGenerator: @unchecked Sendable {
     /// token to feed is left in `next` otherwise).
     private func advance(_ s: Sequence, _ logits: [Float]) -> FinishReason? {
         if s.generated.count >= s.request.maxTokens { return .length }
-        let tok = s.sampler.sample(logits, history: s.request.prompt + s.generated)
+        let tok: Int
+        if s.json != nil {
+            guard let t = constrainedSample(s, logits) else { return .stop }
+            tok = t
+        } else {
+            tok = s.sampler.sample(logits, history: s.request.prompt + s.generated)
+        }
         if !s.request.ignoreEndOfGeneration && model.tokenizer.endOfGeneration.contains(tok) { return .stop }
         s.generated.append(tok)
         let piece = s.text.push(tok)
         if s.text.hitStop { return .stop }
         if !piece.isEmpty && !s.onEvent(.text(piece)) { return .cancelled }
+        if s.json?.isComplete == true { return .stop }
         // The last token needs no forward pass of its own.
         if s.generated.count >= s.request.maxTokens { return .length }
         if s.session.cache.count >= s.session.cache.maxTokens { return .context }
         s.next = tok
+        return nil
+    }
+
+    /// A token that keeps the text the start of one JSON object: the sampler's pick, or its next
+    /// pick with the rejected ones masked out, or else the likeliest token that fits; an end of
+    /// generation only once the object is complete. nil when nothing fits.
+    private func constrainedSample(_ s: Sequence, _ logits: [Float]) -> Int? {
+        let tokenizer = model.tokenizer
+        var masked = logits
+        func accept(_ t: Int) -> Bool {
+            if tokenizer.endOfGeneration.contains(t) { return s.json!.isComplete }
+            let bytes = tokenizer.bytes(of: t)
+            guard !bytes.isEmpty else { return false }
+            var trial = s.json!
+            guard trial.feed(bytes) else { return false }
+            s.json = trial
+            return true
+        }
+        for _ in 0..<32 {
+            let t = s.sampler.sample(masked, history: s.request.prompt + s.generated)
+            if accept(t) { return t }
+            masked[t] = -.infinity
+        }
+        let order = masked.indices.filter { masked[$0].isFinite }.sorted { masked[$0] > masked[$1] }
+        for t in order.prefix(4096) where accept(t) { return t }
         return nil
     }
 

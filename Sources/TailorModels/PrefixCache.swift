@@ -4,6 +4,11 @@
 // common prefix with a new prompt, evicted least recently used beyond a byte budget. Keys and
 // values depend on the adapters applied, so an entry serves only requests with the same adapters
 // (and scales) and precision.
+//
+// Reuse computes the rest of the prompt in smaller steps than a full prefill would, and attention
+// over a few rows uses other arithmetic than over many (fp16-rounded dot products against GEMMs):
+// in `fast` precision an answer can differ where two tokens are nearly tied, as any batching
+// difference may. `exact` sessions are never served from it, so they stay token-identical.
 import Foundation
 import Synchronization
 
@@ -44,6 +49,7 @@ public final class PrefixCache: Sendable {
     /// Fills `session`'s empty cache with the longest cached prefix of `prompt` (leaving at least
     /// its last token to compute, for its logits); returns the number of positions filled.
     public func restore(_ prompt: [Int], into session: DecoderSession) -> Int {
+        guard session.precision == .fast else { return 0 }
         let key = Self.key(session)
         return state.withLock { box in
             box.value.lookups += 1
@@ -67,7 +73,7 @@ public final class PrefixCache: Sendable {
     /// computed), unless an entry already holds all of it.
     public func insert(_ prompt: [Int], from session: DecoderSession) {
         let n = prompt.count
-        guard n >= minimumTokens, session.cache.count >= n else { return }
+        guard session.precision == .fast, n >= minimumTokens, session.cache.count >= n else { return }
         let key = Self.key(session)
         let src = session.cache
         let perToken = 2 * src.layers * src.kvDim * (src.isHalf ? 2 : 4)

@@ -162,6 +162,13 @@ public struct Answer: Sendable, Codable {
     public var used: [Citation] { sources.filter { $0.cited || $0.supported } }
 }
 
+/// A callback handed to another thread while its owner waits for that thread to finish with it.
+// @unchecked Sendable: only one thread calls it at a time (see its use in QueryEngine.ask).
+final class CallbackBox: @unchecked Sendable {
+    let call: (String) -> Bool
+    init(_ call: @escaping (String) -> Bool) { self.call = call }
+}
+
 /// Writes the grounded prompt: instructions, numbered passages, the conversation, the question.
 public struct PromptBuilder {
     public var system = """
@@ -205,6 +212,9 @@ public struct AskSettings: Sendable {
     /// LoRA adapters the model applies for this answer, and its precision (nil: the model's).
     public var adapters: [AdapterUse] = []
     public var precision: Precision? = nil
+    /// Generate through this batching engine (a server's: the answer is decoded together with
+    /// other requests) instead of a generator of its own.
+    public var batcher: BatchGenerator? = nil
 
     public init() {}
 }
@@ -291,17 +301,28 @@ public final class QueryEngine: @unchecked Sendable {
             chosen[0].0 = c
             if keep == 0 { break }
         }
-        let gen = model.generator(precision: settings.precision, adapters: settings.adapters)
-        let cache = model.makeCache(maxTokens: contextTokens, precision: settings.precision)
         var firstToken: Date? = nil
         var guardLoop = RepetitionGuard()
         let prefillStart = Date()
-        let result = try gen.generate(prompt: ids, maxTokens: answerTokens, sampling: settings.sampling, cache: cache) { piece in
-            if firstToken == nil { firstToken = Date() }
-            // A small model can loop on a sentence: stop before it says it a second time.
-            let (safe, stop) = guardLoop.push(piece)
-            if !safe.isEmpty && !onText(safe) { return false }
-            return !stop
+        let result: GenerationResult = try withoutActuallyEscaping(onText) { onText in
+            let receive: (String) -> Bool = { piece in
+                if firstToken == nil { firstToken = Date() }
+                // A small model can loop on a sentence: stop before it says it a second time.
+                let (safe, stop) = guardLoop.push(piece)
+                if !safe.isEmpty && !onText(safe) { return false }
+                return !stop
+            }
+            if let batcher = settings.batcher {
+                let request = GenerationRequest(prompt: ids, maxTokens: answerTokens, sampling: settings.sampling, adapters: settings.adapters,
+                                                precision: settings.precision, contextTokens: contextTokens)
+                // `generate` waits until the request ends: the engine's thread calls `receive`
+                // while this thread is blocked, never both at once.
+                let box = CallbackBox(receive)
+                return try batcher.generate(request) { box.call($0) }
+            }
+            let gen = model.generator(precision: settings.precision, adapters: settings.adapters)
+            let cache = model.makeCache(maxTokens: contextTokens, precision: settings.precision)
+            return try gen.generate(prompt: ids, maxTokens: answerTokens, sampling: settings.sampling, cache: cache, onText: receive)
         }
         var text = result.finishReason == .cancelled ? guardLoop.accepted : result.text
         if result.finishReason != .cancelled, let rest = guardLoop.flush() { _ = onText(rest) }

@@ -1,0 +1,96 @@
+// `tailor serve` as users run it, driven by the real `openai` Python client (PyPI): chat, streaming,
+// an adapter, a collection with citations, embeddings, errors.
+import Foundation
+import Testing
+import TailorTestSupport
+
+@Suite(.serialized) struct EndToEndTests {
+    static var binary: URL {
+        var dir = Bundle.main.bundleURL
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("tailor")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("tailor")
+    }
+
+    /// A free loopback port.
+    static func freePort() -> Int {
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(s) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    /// Whether GET /health answers (a plain socket: Foundation's URL loading is not what we test).
+    static func healthy(_ port: Int) -> Bool {
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(s) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard ok == 0 else { return false }
+        let req = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        _ = req.withCString { send(s, $0, strlen($0), 0) }
+        var buf = [UInt8](repeating: 0, count: 4096)
+        let n = recv(s, &buf, buf.count, 0)
+        return n > 0 && String(decoding: buf[0..<n], as: UTF8.self).contains("\"ok\"")
+    }
+
+    @Test func openAIClientAgainstTailorServe() throws {
+        let f = try Fixtures.shared.get()
+        let port = Self.freePort()
+        let server = Process()
+        server.executableURL = Self.binary
+        // No prefix reuse: the streamed answer is compared with the same question's plain one.
+        server.arguments = ["serve", "--port", String(port), "--api-key", "sekret", "-t", "2", "--adapter", "support=\(f.adapterDir.path)", "-m", f.model,
+                            "--prefix-cache-mib", "0"]
+        let log = Pipe()
+        server.standardError = log
+        server.standardOutput = log
+        try server.run()
+        defer { server.terminate(); server.waitUntilExit() }
+        // Wait for it to answer.
+        var up = false
+        for _ in 0..<300 where !up {
+            Thread.sleep(forTimeInterval: 0.1)
+            up = Self.healthy(port)
+        }
+        #expect(up, "tailor serve did not answer on port \(port)")
+        let py = Process()
+        py.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        py.arguments = ["python3", TestPaths.repoRoot.appendingPathComponent("scripts/e2e/openai_client.py").path,
+                        "http://127.0.0.1:\(port)/v1", "sekret", f.model, "support", f.collectionDir.path]
+        let out = Pipe(), err = Pipe()
+        py.standardOutput = out
+        py.standardError = err
+        try py.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        py.waitUntilExit()
+        #expect(py.terminationStatus == 0, "openai client failed: \(String(decoding: e, as: UTF8.self))")
+        let parsed = try? JSONSerialization.jsonObject(with: o) as? [String: Any]
+        let r = try #require(parsed, "\(String(decoding: o, as: UTF8.self))")
+        print("openai \(r["openai_version"] ?? "?"): \(r)")
+        let models = r["models"] as? [String] ?? []
+        #expect(models.contains { $0.contains("SmolLM2") } && models.contains { $0.contains("MiniLM") })
+        let chat = r["chat"] as? String ?? ""
+        #expect(!chat.isEmpty)
+        #expect(r["streamed"] as? String == chat, "streamed: \(r["streamed"] ?? "")")
+        #expect((r["stream_chunks"] as? Int ?? 0) > 1)
+        #expect((r["adapter_chat"] as? String ?? chat) != chat)
+        let cites = r["citations"] as? [[String: Any]] ?? []
+        #expect(cites.contains { ($0["file"] as? String)?.hasSuffix("battery.md") == true })
+        #expect(r["embedding_dims"] as? [Int] == [384, 384])
+        #expect((r["bad_model"] as? [String: Any])?["status"] as? Int == 404)
+        #expect((r["bad_key"] as? [String: Any])?["status"] as? Int == 401)
+    }
+}
