@@ -146,15 +146,20 @@ public final class BatchGenerator: @unchecked Sendable {
     public func generate(_ request: GenerationRequest, onText: @escaping @Sendable (String) -> Bool = { _ in true }) throws -> GenerationResult {
         let done = DispatchSemaphore(value: 0)
         let outcome = Mutex<Result<GenerationResult, ModelError>?>(nil)
+        // The engine may still hold its handler for a moment after `done` is signalled: it holds
+        // `sink`, emptied before returning, so `onText` is not referenced once this returns (a
+        // caller may hand in a closure made with `withoutActuallyEscaping`).
+        let sink = Mutex<(@Sendable (String) -> Bool)?>(onText)
         submit(request) { event in
             switch event {
-            case .text(let t): return onText(t)
+            case .text(let t): return sink.withLock { $0?(t) } ?? false
             case .finished(let r): outcome.withLock { $0 = .success(r) }; done.signal()
             case .failed(let e): outcome.withLock { $0 = .failure(e) }; done.signal()
             }
             return true
         }
         done.wait()
+        sink.withLock { $0 = nil }
         return try outcome.withLock { $0! }.get()
     }
 

@@ -316,7 +316,8 @@ public final class QueryEngine: @unchecked Sendable {
                 let request = GenerationRequest(prompt: ids, maxTokens: answerTokens, sampling: settings.sampling, adapters: settings.adapters,
                                                 precision: settings.precision, contextTokens: contextTokens)
                 // `generate` waits until the request ends: the engine's thread calls `receive`
-                // while this thread is blocked, never both at once.
+                // while this thread is blocked, never both at once, and lets go of the closure
+                // before returning (as `withoutActuallyEscaping` requires).
                 let box = CallbackBox(receive)
                 return try batcher.generate(request) { box.call($0) }
             }

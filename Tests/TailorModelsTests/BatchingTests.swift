@@ -148,6 +148,25 @@ func randomAdapter(_ config: LlamaConfig, seed: UInt64, rank: Int = 4, magnitude
         #expect(after.tokens.count == 4)
     }
 
+    /// `generate` lets go of its text callback before it returns, so callers may pass closures
+    /// made non-escaping by `withoutActuallyEscaping` (which traps if one outlives its block: the
+    /// server crashed so when the engine's thread still held a finished request's handler).
+    @Test func generateDoesNotKeepItsCallback() throws {
+        let lm = try Self.lm.get()
+        let engine = BatchGenerator(model: lm, maxSequences: 4)
+        defer { engine.shutdown() }
+        let prompt = lm.tokenizer.encode("The capital of France is")
+        func ask(_ onText: (String) -> Bool) throws -> GenerationResult {
+            try withoutActuallyEscaping(onText) { onText in
+                let box = UncheckedBox(onText)
+                return try engine.generate(GenerationRequest(prompt: prompt, maxTokens: 2)) { box.value($0) }
+            }
+        }
+        var pieces = 0
+        for _ in 0..<200 { _ = try ask { _ in pieces += 1; return true } }
+        #expect(pieces > 0)
+    }
+
     /// A prompt prefix shared by requests is computed once and reused, and reuse does not change
     /// the answers.
     @Test func sharedPrefixIsComputedOnce() throws {
@@ -200,4 +219,10 @@ func randomAdapter(_ config: LlamaConfig, seed: UInt64, rank: Int = 4, magnitude
         }
         _ = lm.adapters.unload("support")
     }
+}
+
+/// A non-Sendable value handed to the engine's thread while its owner waits (test only).
+final class UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }

@@ -54,18 +54,27 @@ import TailorTestSupport
         // No prefix reuse: the streamed answer is compared with the same question's plain one.
         server.arguments = ["serve", "--port", String(port), "--api-key", "sekret", "-t", "2", "--adapter", "support=\(f.adapterDir.path)", "-m", f.model,
                             "--prefix-cache-mib", "0"]
-        let log = Pipe()
+        // The server's output goes to a file (a pipe nobody reads would block it once full) that
+        // a failure prints.
+        let logURL = FileManager.default.temporaryDirectory.appendingPathComponent("tailor-serve-\(port).log")
+        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        let log = try FileHandle(forWritingTo: logURL)
         server.standardError = log
         server.standardOutput = log
         try server.run()
-        defer { server.terminate(); server.waitUntilExit() }
+        defer { if server.isRunning { server.terminate() }; server.waitUntilExit(); try? log.close() }
+        func serverLog() -> String {
+            let text = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
+            let exit = server.isRunning ? "running" : "exited with \(server.terminationStatus) (\(server.terminationReason == .uncaughtSignal ? "signal" : "exit"))"
+            return "tailor serve \(exit); its output:\n" + String(text.suffix(20000))
+        }
         // Wait for it to answer.
         var up = false
         for _ in 0..<300 where !up {
             Thread.sleep(forTimeInterval: 0.1)
             up = Self.healthy(port)
         }
-        #expect(up, "tailor serve did not answer on port \(port)")
+        #expect(up, "tailor serve did not answer on port \(port): \(serverLog())")
         let py = Process()
         py.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         py.arguments = ["python3", TestPaths.repoRoot.appendingPathComponent("scripts/e2e/openai_client.py").path,
@@ -76,7 +85,7 @@ import TailorTestSupport
         try py.run()
         let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
         py.waitUntilExit()
-        #expect(py.terminationStatus == 0, "openai client failed: \(String(decoding: e, as: UTF8.self))")
+        #expect(py.terminationStatus == 0, "openai client failed: \(String(decoding: e, as: UTF8.self).suffix(3000))\n\(serverLog())")
         let parsed = try? JSONSerialization.jsonObject(with: o) as? [String: Any]
         let r = try #require(parsed, "\(String(decoding: o, as: UTF8.self))")
         print("openai \(r["openai_version"] ?? "?"): \(r)")
