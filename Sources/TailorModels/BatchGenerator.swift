@@ -164,8 +164,11 @@ public final class BatchGenerator: @unchecked Sendable {
     }
 
     /// The request's text as an asynchronous stream; the stream's end carries the result through
-    /// `result` (or throws the request's error). Ending the iteration cancels the request.
-    public func stream(_ request: GenerationRequest) -> (text: AsyncThrowingStream<String, Error>, result: @Sendable () async throws -> GenerationResult) {
+    /// `result` (or throws the request's error). Cancelling the iterating task cancels the
+    /// request; a consumer that stops iterating for another reason (a failed write to a client
+    /// that left) calls `cancel`, since the stream itself lives on with the request.
+    public func stream(_ request: GenerationRequest) -> (text: AsyncThrowingStream<String, Error>, result: @Sendable () async throws -> GenerationResult,
+                                                         cancel: @Sendable () -> Void) {
         let (stream, continuation) = AsyncThrowingStream<String, Error>.makeStream()
         let final = FinalResult()
         let handle = submit(request) { event in
@@ -178,7 +181,7 @@ public final class BatchGenerator: @unchecked Sendable {
             return true
         }
         continuation.onTermination = { reason in if case .cancelled = reason { handle.cancel() } }
-        return (stream, { try await final.value() })
+        return (stream, { try await final.value() }, { handle.cancel() })
     }
 
     public var statistics: BatchStatistics {

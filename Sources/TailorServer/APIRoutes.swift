@@ -16,14 +16,37 @@ struct APIRoutes: Sendable {
     // MARK: plumbing
 
     func decode<T: Decodable>(_ type: T.Type, _ request: Request, _ context: TailorRequestContext) async throws -> T {
-        var request = request
+        try await decode(type, request.body, context)
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, _ body: RequestBody, _ context: TailorRequestContext) async throws -> T {
         let buffer: ByteBuffer
-        do { buffer = try await request.collectBody(upTo: context.maxUploadSize) } catch {
+        do { buffer = try await body.collect(upTo: context.maxUploadSize) } catch {
             throw OpenAIError.tooLarge(context.maxUploadSize)
         }
         do { return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView)) }
         catch let e as OpenAIError { throw e }
         catch let e as DecodingError { throw OpenAIError.badRequest("The request body is not valid for this endpoint: \(OpenAIError.describe(e))") }
+    }
+
+    /// Runs a generating handler on the request's body so that a client that goes away before
+    /// the handler returns cancels it: a non-streamed answer generated for nobody frees its place
+    /// in the batch at once (a streamed one ends when a write fails). Hummingbird watches the
+    /// connection meanwhile and closes it after the response.
+    /// The response (an error too) says `Connection: close`, so clients do not send their next
+    /// request on a connection about to close.
+    static func cancellingOnDisconnect(_ request: Request, _ context: TailorRequestContext,
+                                       _ body: (RequestBody) async throws -> Response) async throws -> Response {
+        var response: Response
+        do {
+            response = try await request.body.consumeWithCancellationOnInboundClose(body)
+        } catch is CancellationError {
+            response = try OpenAIError.clientClosed.response(from: request, context: context)
+        } catch {
+            response = try OpenAIError.from(error).response(from: request, context: context)
+        }
+        response.headers[.connection] = "close"
+        return response
     }
 
     /// Runs a handler, turning whatever it throws into an OpenAI-shaped error.
@@ -148,8 +171,9 @@ struct APIRoutes: Sendable {
         var request = GenerationRequest(prompt: ids, maxTokens: maxTokens, sampling: sampling, stop: stop, adapters: adapters,
                                         contextTokens: min(served.lm.model.contextLength, ids.count + maxTokens + 1))
         request.constraint = json ? .jsonObject : nil
+        request.ignoreEndOfGeneration = r.ignore_eos ?? false
         backend.metrics.promptTokens.increment(by: Int64(ids.count))
-        let (text, result) = served.engine.stream(request)
+        let (text, result, cancel) = served.engine.stream(request)
         if !stream {
             var first = true
             for try await _ in text where first { first = false; backend.metrics.timeToFirstToken.record(ContinuousClock.now - arrived) }
@@ -161,8 +185,9 @@ struct APIRoutes: Sendable {
         }
         let metrics = backend.metrics, model = r.model, promptCount = ids.count
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: ResponseBody { writer in
-            // A client that goes away ends the loop (the write throws); the stream's end cancels
-            // the request and frees its place in the batch.
+          // A client that goes away ends the loop (the write throws): the request is cancelled,
+          // which frees its place in the batch.
+          do {
             try await writer.write(Self.sse(ChatCompletionChunk(id: id, created: created, model: model,
                                                                 choices: [.init(index: 0, delta: .init(role: "assistant", content: ""), finish_reason: nil)])))
             var first = true
@@ -178,6 +203,10 @@ struct APIRoutes: Sendable {
                 usage: includeUsage ? Usage(prompt_tokens: promptCount, completion_tokens: g.tokens.count, total_tokens: promptCount + g.tokens.count) : nil)))
             try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
             try await writer.finish(nil)
+          } catch {
+            cancel()
+            throw error
+          }
         })
     }
 
@@ -249,6 +278,8 @@ struct APIRoutes: Sendable {
                 try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                 try await writer.finish(nil)
             } catch {
+                // The answer's callback sees the stream finished and stops the generation.
+                continuation.finish()
                 ask.cancel()
                 throw error
             }
@@ -278,9 +309,10 @@ struct APIRoutes: Sendable {
         try checkPrompt(ids.count)
         try checkQueue(served.engine)
         backend.metrics.promptTokens.increment(by: Int64(ids.count))
-        let request = GenerationRequest(prompt: ids, maxTokens: maxTokens, sampling: sampling, stop: r.stop?.values ?? [], adapters: adapters,
+        var request = GenerationRequest(prompt: ids, maxTokens: maxTokens, sampling: sampling, stop: r.stop?.values ?? [], adapters: adapters,
                                         contextTokens: min(served.lm.model.contextLength, ids.count + maxTokens + 1))
-        let (text, result) = served.engine.stream(request)
+        request.ignoreEndOfGeneration = r.ignore_eos ?? false
+        let (text, result, cancel) = served.engine.stream(request)
         let id = Self.newID("cmpl-"), created = Int(Date().timeIntervalSince1970), model = r.model
         let metrics = backend.metrics
         if !(r.stream ?? false) {
@@ -294,6 +326,7 @@ struct APIRoutes: Sendable {
         }
         let includeUsage = r.stream_options?.include_usage ?? false, promptCount = ids.count
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: ResponseBody { writer in
+          do {
             var first = true
             for try await piece in text {
                 if first { first = false; metrics.timeToFirstToken.record(ContinuousClock.now - arrived) }
@@ -306,6 +339,10 @@ struct APIRoutes: Sendable {
                 usage: includeUsage ? Usage(prompt_tokens: promptCount, completion_tokens: g.tokens.count, total_tokens: promptCount + g.tokens.count) : nil)))
             try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
             try await writer.finish(nil)
+          } catch {
+            cancel()
+            throw error
+          }
         })
     }
 

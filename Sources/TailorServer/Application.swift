@@ -46,10 +46,10 @@ public func buildRouter(_ backend: Backend) -> Router<TailorRequestContext> {
         return try api.json(m)
     }
     router.post("/v1/chat/completions") { request, context -> Response in
-        try await api.guarded { try await api.chat(try await api.decode(ChatCompletionRequest.self, request, context)) }
+        try await api.guarded { try await APIRoutes.cancellingOnDisconnect(request, context) { try await api.chat(try await api.decode(ChatCompletionRequest.self, $0, context)) } }
     }
     router.post("/v1/completions") { request, context -> Response in
-        try await api.guarded { try await api.completion(try await api.decode(CompletionRequest.self, request, context)) }
+        try await api.guarded { try await APIRoutes.cancellingOnDisconnect(request, context) { try await api.completion(try await api.decode(CompletionRequest.self, $0, context)) } }
     }
     router.post("/v1/embeddings") { request, context -> Response in
         try await api.guarded { try await api.embeddings(try await api.decode(EmbeddingRequest.self, request, context)) }
@@ -57,6 +57,7 @@ public func buildRouter(_ backend: Backend) -> Router<TailorRequestContext> {
     router.post("/v1/rerank") { request, context -> Response in
         try await api.guarded { try await api.rerank(try await api.decode(RerankRequest.self, request, context)) }
     }
+    addFileRoutes(router, api, backend)
     return router
 }
 

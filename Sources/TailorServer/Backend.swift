@@ -22,6 +22,8 @@ public struct ServerConfiguration: Sendable {
     /// Limits: request body bytes, prompt tokens, tokens a request may ask for (and the default),
     /// requests waiting for a place in a batch, sequences decoded together.
     public var maxBodyBytes = 16 << 20
+    /// The largest file accepted by POST /v1/files.
+    public var maxFileBytes = 512 << 20
     public var maxPromptTokens = 4096
     public var maxTokens = 4096
     public var defaultMaxTokens = 512
@@ -29,6 +31,10 @@ public struct ServerConfiguration: Sendable {
     public var maxSequences = 64
     /// Bytes of shared prompt prefixes kept for reuse (0: none).
     public var prefixCacheBytes = 256 << 20
+    /// Where collections are found by name (vector stores are made here too).
+    public var collectionsDirectory = Collections.directory
+    /// Where the server keeps uploaded files, vector stores' records and fine-tuning jobs.
+    public var dataDirectory = ModelCache.home.appendingPathComponent("server")
 
     public init() {}
 }
@@ -76,14 +82,30 @@ public final class Backend: Sendable {
     /// (recursive: a collection loads its embedder).
     private let loading = NSRecursiveLock()
 
+    /// Uploaded files (OpenAI's Files API).
+    let files: FileStore
+    private let stores = Mutex<VectorStores?>(nil)
+
     public init(configuration: ServerConfiguration) {
         self.configuration = configuration
         metrics = ServerMetrics()
+        files = FileStore(directory: configuration.dataDirectory.appendingPathComponent("files"))
     }
 
-    /// Loads the models named at start.
+    /// Vector stores (OpenAI's API over the collections).
+    var vectorStores: VectorStores {
+        stores.withLock { s in
+            if let s { return s }
+            let v = VectorStores(backend: self, files: files, directory: configuration.dataDirectory.appendingPathComponent("vector_stores"))
+            s = v
+            return v
+        }
+    }
+
+    /// Loads the models named at start, and resumes the ingests an earlier run left unfinished.
     public func preload() throws {
         for m in configuration.models { _ = try model(m) }
+        vectorStores.resumeInterrupted()
     }
 
     /// The decoder a name (or unique part of a cache name, or path) gives, loaded on first use.
@@ -143,13 +165,19 @@ public final class Backend: Sendable {
         defer { loading.unlock() }
         if let kb = collections.withLock({ $0[name] }) { return kb }
         let store: Store
-        do { store = try Collections.open(name) } catch {
-            throw OpenAIError.notFound("No collection '\(name)' (collections: \(Collections.names().joined(separator: ", "))); create one with `tailor ingest PATH -c \(name)`",
+        do { store = try Collections.open(name, in: configuration.collectionsDirectory) } catch {
+            let known = Collections.names(in: configuration.collectionsDirectory).joined(separator: ", ")
+            throw OpenAIError.notFound("No collection '\(name)' (collections: \(known)); create one with `tailor ingest PATH -c \(name)` or POST /v1/vector_stores",
                                        code: "collection_not_found")
         }
         let kb = KnowledgeBase(store: store, embedder: try embedder(try store.embedder()?.name))
         collections.withLock { $0[name] = kb }
         return kb
+    }
+
+    /// Drops a deleted collection from the cache.
+    func forgetCollection(_ name: String) {
+        _ = collections.withLock { $0.removeValue(forKey: name) }
     }
 
     /// The decoders, embedders, adapters and collections to list in /v1/models.
@@ -168,7 +196,7 @@ public final class Backend: Sendable {
         for m in loaded { adapters.formUnion(m.lm.adapters.names) }
         if let base {
             for a in adapters.sorted() { out.append(.init(id: "\(base)+lora:\(a)", created: now, owned_by: "tailor", kind: "adapter")) }
-            for c in Collections.names() {
+            for c in Collections.names(in: configuration.collectionsDirectory) {
                 out.append(.init(id: "\(base)+rag:\(c)", created: now, owned_by: "tailor", kind: "collection"))
                 for a in adapters.sorted() { out.append(.init(id: "\(base)+lora:\(a)+rag:\(c)", created: now, owned_by: "tailor", kind: "collection")) }
             }

@@ -41,6 +41,9 @@ public struct OpenAIError: Error, HTTPResponseError, Sendable {
         OpenAIError(status: .tooManyRequests, message: "The server is busy: \(queued) requests are waiting (limit \(limit)). Retry shortly.",
                     type: "server_busy", code: "rate_limit_exceeded", retryAfter: 1)
     }
+    /// The client went away before the answer was ready (nginx's 499: nobody reads it; logs do).
+    static let clientClosed = OpenAIError(status: .init(code: 499, reasonPhrase: "Client Closed Request"),
+                                          message: "The client closed the connection; the request was cancelled.", type: "client_closed", code: "client_closed")
     static func unavailable(_ m: String) -> OpenAIError {
         OpenAIError(status: .serviceUnavailable, message: m, type: "server_error", code: "service_unavailable", retryAfter: 5)
     }

@@ -76,6 +76,8 @@ struct ChatCompletionRequest: Codable, Sendable {
     var frequency_penalty: Float?
     var presence_penalty: Float?
     var lora: [LoRARequest]?
+    /// llama-server's: go on past the end-of-turn token until max_tokens (benchmarks).
+    var ignore_eos: Bool?
 }
 
 struct CompletionRequest: Codable, Sendable {
@@ -90,6 +92,8 @@ struct CompletionRequest: Codable, Sendable {
     var seed: UInt64?
     var n: Int?
     var lora: [LoRARequest]?
+    /// llama-server's: go on past the end-of-turn token until max_tokens (benchmarks).
+    var ignore_eos: Bool?
 
     /// A prompt string (an array of one string is accepted too).
     struct PromptText: Codable, Sendable {

@@ -132,7 +132,7 @@ func randomAdapter(_ config: LlamaConfig, seed: UInt64, rank: Int = 4, magnitude
         defer { engine.shutdown() }
         let prompt = lm.tokenizer.encode("The capital of France is")
         let plain = try lm.generator().generate(prompt: prompt, maxTokens: 30, sampling: .greedy, stop: ["\n"])
-        let (text, result) = engine.stream(GenerationRequest(prompt: prompt, maxTokens: 30, stop: ["\n"]))
+        let (text, result, _) = engine.stream(GenerationRequest(prompt: prompt, maxTokens: 30, stop: ["\n"]))
         var streamed = ""
         for try await piece in text { streamed += piece }
         let r = try await result()

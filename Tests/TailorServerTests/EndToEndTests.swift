@@ -52,6 +52,12 @@ import TailorTestSupport
         let server = Process()
         server.executableURL = Self.binary
         // No prefix reuse: the streamed answer is compared with the same question's plain one.
+        // A home of its own (the models linked in): the files and vector stores it makes stay there.
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("tailor-e2e-home-\(port)")
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+        try? FileManager.default.createSymbolicLink(at: home.appendingPathComponent("models"), withDestinationURL: TestPaths.modelCache)
+        defer { try? FileManager.default.removeItem(at: home) }
+        server.environment = ProcessInfo.processInfo.environment.merging(["TAILOR_HOME": home.path]) { $1 }
         server.arguments = ["serve", "--port", String(port), "--api-key", "sekret", "-t", "2", "--adapter", "support=\(f.adapterDir.path)", "-m", f.model,
                             "--prefix-cache-mib", "0"]
         // The server's output goes to a file (a pipe nobody reads would block it once full) that
@@ -101,5 +107,23 @@ import TailorTestSupport
         #expect(r["embedding_dims"] as? [Int] == [384, 384])
         #expect((r["bad_model"] as? [String: Any])?["status"] as? Int == 404)
         #expect((r["bad_key"] as? [String: Any])?["status"] as? Int == 401)
+        // Files and vector stores.
+        let file = r["file"] as? [String: Any] ?? [:]
+        #expect(file["filename"] as? String == "tyres.md" && file["purpose"] as? String == "assistants" && (file["bytes"] as? Int ?? 0) > 50)
+        #expect(r["file_listed"] as? Bool == true)
+        #expect((r["file_content"] as? String)?.contains("3.5 bar") == true)
+        let storeFiles = r["store_files"] as? [[Any]] ?? []
+        #expect(storeFiles.count == 2 && storeFiles.allSatisfy { $0.last as? String == "completed" }, "\(storeFiles)")
+        let store = r["store"] as? [String: Any] ?? [:]
+        #expect(store["completed"] as? Int == 2 && store["status"] as? String == "completed" && store["name"] as? String == "bike docs")
+        #expect(r["stores_listed"] as? Bool == true)
+        let hits = r["search"] as? [[String: Any]] ?? []
+        #expect(hits.first?["filename"] as? String == "tyres.md" && (hits.first?["text"] as? String)?.contains("42 mm") == true, "\(hits)")
+        #expect((hits.first?["score"] as? Double ?? 0) > (hits.last?["score"] as? Double ?? 1) || hits.count == 1)
+        #expect(r["filtered_search"] as? [String] == ["lights.md"], "only the file whose attributes match")
+        #expect((r["store_citations"] as? [String] ?? []).contains { $0.hasSuffix("tyres.md") }, "\(r["store_citations"] ?? "")")
+        #expect(!(r["after_remove"] as? [String] ?? ["?"]).contains("lights.md"))
+        #expect(r["store_deleted"] as? Bool == true && r["file_deleted"] as? Bool == true)
+        #expect(r["deleted_file"] as? Int == 404)
     }
 }

@@ -96,6 +96,31 @@ struct SafetensorsWriterForTests {
 }
 
 func body(_ json: String) -> ByteBuffer { ByteBuffer(string: json) }
+
+/// Sends a POST on a plain socket to the loopback server and returns the socket, unread (the test
+/// then reads some of the answer or none, and closes it: a client going away).
+func rawPost(port: Int, path: String, json: String) throws -> Int32 {
+    let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = UInt16(port).bigEndian
+    let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard ok == 0 else { close(s); throw POSIXError(.ECONNREFUSED) }
+    let request = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n" + json
+    _ = request.withCString { send(s, $0, strlen($0), 0) }
+    return s
+}
+
+/// Polls `condition` every 20 ms for up to `seconds`; whether it came true.
+func eventually(within seconds: Double, _ condition: () -> Bool) async -> Bool {
+    let end = Date().addingTimeInterval(seconds)
+    while Date() < end {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return condition()
+}
 func object(_ r: TestResponse) throws -> [String: Any] {
     try #require(try JSONSerialization.jsonObject(with: Data(r.body.readableBytesView)) as? [String: Any], "\(String(buffer: r.body))")
 }
@@ -104,13 +129,16 @@ let jsonHeaders: HTTPFields = [.contentType: "application/json"]
 @Suite(.serialized) struct RouteTests {
     static let backend: Result<Backend, Error> = Result { Backend(configuration: try Fixtures.shared.get().configuration()) }
 
+    /// The routes on a real loopback server: requests go through HTTP as clients send them
+    /// (AsyncHTTPClient, which reconnects after a generating route closes its connection), and a
+    /// client can go away mid-request.
     func app(_ backend: Backend) -> some ApplicationProtocol {
-        Application(router: buildRouter(backend))
+        Application(router: buildRouter(backend), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
     }
 
     @Test func healthModelsAndMetrics() async throws {
         let b = try Self.backend.get()
-        try await app(b).test(.router) { client in
+        try await app(b).test(.ahc(.http)) { client in
             try await client.execute(uri: "/health", method: .get) { r in
                 #expect(r.status == .ok)
                 let o = try object(r)
@@ -139,7 +167,7 @@ let jsonHeaders: HTTPFields = [.contentType: "application/json"]
         let lm = try b.model(f.model).lm
         let ids = lm.encodeChat(try lm.chatTemplate.render([.user("What is the capital of France?")], addGenerationPrompt: true))
         let alone = try lm.generator().generate(prompt: ids, maxTokens: 12, sampling: .greedy)
-        try await app(b).test(.router) { client in
+        try await app(b).test(.ahc(.http)) { client in
             try await client.execute(uri: "/v1/chat/completions", method: .post, headers: jsonHeaders, body: body(ask)) { r in
                 #expect(r.status == .ok, "\(String(buffer: r.body))")
                 let o = try object(r)
@@ -180,11 +208,40 @@ let jsonHeaders: HTTPFields = [.contentType: "application/json"]
         }
     }
 
+    /// A client that goes away mid-answer frees its place in the batch at once, streamed or not
+    /// (one after the other: the engine's counters are the test's evidence).
+    @Test func aClientThatGoesAwayFreesItsPlace() async throws {
+        let b = try Self.backend.get()
+        let f = try Fixtures.shared.get()
+        let engine = try b.model(f.model).engine
+        try await app(b).test(.live) { client in
+            let port = try #require(client.port)
+            for streamed in [true, false] {
+                // 3000 tokens past the end of turn: seconds of work if nobody stopped it.
+                let req = #"{"model": "\#(f.model)", "prompt": "Count to a thousand: 1, 2, 3,", "max_tokens": 3000, "ignore_eos": true, "temperature": 0, "stream": \#(streamed)}"#
+                let before = engine.statistics
+                let s = try rawPost(port: port, path: "/v1/completions", json: req)
+                #expect(await eventually(within: 20) { engine.statistics.decodedTokens > before.decodedTokens + 20 }, "the request is decoding")
+                if streamed {
+                    var buf = [UInt8](repeating: 0, count: 512)
+                    #expect(recv(s, &buf, buf.count, 0) > 0, "the first events arrive")
+                }
+                let decodedAtClose = engine.statistics.decodedTokens - before.decodedTokens
+                close(s)
+                let freed = await eventually(within: 2) { engine.statistics.activeSequences == 0 }
+                let after = engine.statistics
+                #expect(freed, "streamed \(streamed): the sequence is still decoding after its client left")
+                #expect(after.finishedRequests == before.finishedRequests + 1, "streamed \(streamed)")
+                #expect(after.decodedTokens - before.decodedTokens < decodedAtClose + 1000, "streamed \(streamed): it stopped soon after the client left, not at 3000 tokens")
+            }
+        }
+    }
+
     @Test func groundedAnswersCarryTheirCitations() async throws {
         let b = try Self.backend.get()
         let f = try Fixtures.shared.get()
         let req = #"{"model": "\#(f.model)+rag:\#(f.collectionDir.path)", "messages": [{"role": "user", "content": "How many charge cycles does the battery warranty cover?"}], "temperature": 0, "max_tokens": 40}"#
-        try await app(b).test(.router) { client in
+        try await app(b).test(.ahc(.http)) { client in
             try await client.execute(uri: "/v1/chat/completions", method: .post, headers: jsonHeaders, body: body(req)) { r in
                 #expect(r.status == .ok, "\(String(buffer: r.body))")
                 let o = try object(r)
@@ -205,7 +262,7 @@ let jsonHeaders: HTTPFields = [.contentType: "application/json"]
         let b = try Self.backend.get()
         let f = try Fixtures.shared.get()
         let req = #"{"model": "\#(f.model)", "messages": [{"role": "user", "content": "Give the name and age of a fictional person."}], "temperature": 0, "max_tokens": 60, "response_format": {"type": "json_object"}}"#
-        try await app(b).test(.router) { client in
+        try await app(b).test(.ahc(.http)) { client in
             try await client.execute(uri: "/v1/chat/completions", method: .post, headers: jsonHeaders, body: body(req)) { r in
                 #expect(r.status == .ok, "\(String(buffer: r.body))")
                 let o = try object(r)
@@ -223,7 +280,7 @@ let jsonHeaders: HTTPFields = [.contentType: "application/json"]
     @Test func completionsEmbeddingsAndRerank() async throws {
         let b = try Self.backend.get()
         let f = try Fixtures.shared.get()
-        try await app(b).test(.router) { client in
+        try await app(b).test(.ahc(.http)) { client in
             try await client.execute(uri: "/v1/completions", method: .post, headers: jsonHeaders,
                                      body: body(#"{"model": "\#(f.model)", "prompt": "The capital of France is", "max_tokens": 5, "temperature": 0}"#)) { r in
                 #expect(r.status == .ok, "\(String(buffer: r.body))")
@@ -267,7 +324,7 @@ let jsonHeaders: HTTPFields = [.contentType: "application/json"]
             #expect((e["message"] as? String)?.isEmpty == false && e["type"] is String && e.keys.contains("param") && e.keys.contains("code"))
             if let code { #expect(e["code"] as? String == code, "\(e)") }
         }
-        try await app(b).test(.router) { client in
+        try await app(b).test(.ahc(.http)) { client in
             try await client.execute(uri: "/v1/chat/completions", method: .post, headers: jsonHeaders,
                                      body: body(#"{"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}"#)) { try check($0, .notFound, "model_not_found") }
             try await client.execute(uri: "/v1/chat/completions", method: .post, headers: jsonHeaders,
@@ -284,7 +341,7 @@ let jsonHeaders: HTTPFields = [.contentType: "application/json"]
         let limited = Backend(configuration: f.configuration { c in
             c.apiKeys = ["sekret"]; c.maxBodyBytes = 2048; c.maxQueue = 0; c.maxPromptTokens = 20
         })
-        try await app(limited).test(.router) { client in
+        try await app(limited).test(.ahc(.http)) { client in
             let hi = body(#"{"model": "\#(f.model)", "messages": [{"role": "user", "content": "hi"}]}"#)
             try await client.execute(uri: "/v1/chat/completions", method: .post, headers: jsonHeaders, body: hi) { try check($0, .unauthorized, "invalid_api_key") }
             var auth = jsonHeaders
@@ -301,7 +358,7 @@ let jsonHeaders: HTTPFields = [.contentType: "application/json"]
             }
         }
         let short = Backend(configuration: f.configuration { $0.maxPromptTokens = 20 })
-        try await app(short).test(.router) { client in
+        try await app(short).test(.ahc(.http)) { client in
             try await client.execute(uri: "/v1/chat/completions", method: .post, headers: jsonHeaders,
                                      body: body(#"{"model": "\#(f.model)", "messages": [{"role": "user", "content": "\#(String(repeating: "word ", count: 60))"}]}"#)) {
                 try check($0, .badRequest, "context_length_exceeded")
