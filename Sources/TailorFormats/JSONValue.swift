@@ -71,8 +71,22 @@ public enum JSONValue: Codable, Equatable, Sendable {
     }
 
     public func encode(to encoder: Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(RawJSON(text: serialized()))
+        switch self {
+        case .null: var c = encoder.singleValueContainer(); try c.encodeNil()
+        case .bool(let b): var c = encoder.singleValueContainer(); try c.encode(b)
+        case .int(let i): var c = encoder.singleValueContainer(); try c.encode(i)
+        case .double(let d):
+            var c = encoder.singleValueContainer()
+            // JSON has no NaN or infinity: they are written as null.
+            if d.isFinite { try c.encode(d) } else { try c.encodeNil() }
+        case .string(let s): var c = encoder.singleValueContainer(); try c.encode(s)
+        case .array(let a):
+            var c = encoder.unkeyedContainer()
+            for v in a { try c.encode(v) }
+        case .object(let fields):
+            var c = encoder.container(keyedBy: FieldKey.self)
+            for (k, v) in fields { try c.encode(v, forKey: FieldKey(k)) }
+        }
     }
 
     /// Compact JSON text.
@@ -108,17 +122,13 @@ public enum JSONValue: Codable, Equatable, Sendable {
     }
 }
 
-private struct RawJSON: Encodable {
-    let text: String
-    func encode(to encoder: Encoder) throws {
-        var c = encoder.singleValueContainer()
-        // Encoders have no raw mode; round-trip through Foundation for nested use.
-        let obj = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
-        switch obj {
-        case let s as String: try c.encode(s)
-        default: try c.encode(text)
-        }
-    }
+/// An object's key, any string.
+private struct FieldKey: CodingKey {
+    let stringValue: String
+    init(_ s: String) { stringValue = s }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    var intValue: Int? { nil }
+    init?(intValue: Int) { return nil }
 }
 
 public struct JSONParseError: Error, CustomStringConvertible {

@@ -58,6 +58,8 @@ public func buildRouter(_ backend: Backend) -> Router<TailorRequestContext> {
         try await api.guarded { try await api.rerank(try await api.decode(RerankRequest.self, request, context)) }
     }
     addFileRoutes(router, api, backend)
+    addFineTuningRoutes(router, api, backend)
+    addReportRoutes(router, api, backend)
     return router
 }
 

@@ -33,6 +33,9 @@ public struct ServerConfiguration: Sendable {
     public var prefixCacheBytes = 256 << 20
     /// Where collections are found by name (vector stores are made here too).
     public var collectionsDirectory = Collections.directory
+    /// Folders of `tailor compare` reports shown on the web page: each folder holding a
+    /// report.html, or whose subfolders do.
+    public var reportDirectories: [URL] = [ModelCache.home.appendingPathComponent("reports")]
     /// Where the server keeps uploaded files, vector stores' records and fine-tuning jobs.
     public var dataDirectory = ModelCache.home.appendingPathComponent("server")
 
@@ -102,10 +105,24 @@ public final class Backend: Sendable {
         }
     }
 
-    /// Loads the models named at start, and resumes the ingests an earlier run left unfinished.
+    private let tuning = Mutex<FineTuningJobs?>(nil)
+
+    /// Fine-tuning jobs (OpenAI's API over `tailor tune`).
+    var fineTuning: FineTuningJobs {
+        tuning.withLock { t in
+            if let t { return t }
+            let j = FineTuningJobs(backend: self, directory: configuration.dataDirectory.appendingPathComponent("fine_tuning"))
+            t = j
+            return j
+        }
+    }
+
+    /// Loads the models named at start, and resumes the ingests and fine-tuning jobs an earlier
+    /// run left unfinished.
     public func preload() throws {
         for m in configuration.models { _ = try model(m) }
         vectorStores.resumeInterrupted()
+        fineTuning.resumeInterrupted()
     }
 
     /// The decoder a name (or unique part of a cache name, or path) gives, loaded on first use.
@@ -128,7 +145,8 @@ public final class Backend: Sendable {
     /// The adapter `name` on `model` (loaded there from its configured path on first use).
     func adapter(_ name: String, on model: ServedModel, scale: Float = 1) throws -> AdapterUse {
         if model.lm.adapters[name] == nil {
-            guard let path = configuration.adapters[name] else {
+            // Configured adapters, then fine-tuning jobs' (a succeeded job's id, or ID-step-N).
+            guard let path = configuration.adapters[name] ?? fineTuning.adapterPath(name) else {
                 let known = configuration.adapters.keys.sorted() + model.lm.adapters.names.filter { configuration.adapters[$0] == nil }
                 throw OpenAIError.notFound("No adapter '\(name)'" + (known.isEmpty ? "; start the server with --adapter NAME=DIR" : " (served: \(known.joined(separator: ", ")))"),
                                            code: "adapter_not_found")
@@ -200,6 +218,10 @@ public final class Backend: Sendable {
                 out.append(.init(id: "\(base)+rag:\(c)", created: now, owned_by: "tailor", kind: "collection"))
                 for a in adapters.sorted() { out.append(.init(id: "\(base)+lora:\(a)+rag:\(c)", created: now, owned_by: "tailor", kind: "collection")) }
             }
+        }
+        // Fine-tuned models: each succeeded job's adapter on its base.
+        for j in fineTuning.list() where j.status == "succeeded" {
+            if let m = j.fine_tuned_model { out.append(.init(id: m, created: j.finished_at ?? j.created_at, owned_by: "tailor", kind: "fine-tuned")) }
         }
         return ModelList(data: out)
     }

@@ -293,3 +293,93 @@ func addFileRoutes(_ router: Router<TailorRequestContext>, _ api: APIRoutes, _ b
         }
     }
 }
+
+/// The fine-tuning job routes.
+func addFineTuningRoutes(_ router: Router<TailorRequestContext>, _ api: APIRoutes, _ backend: Backend) {
+    router.post("/v1/fine_tuning/jobs") { request, context -> Response in
+        try await api.guarded {
+            let r = try await api.decode(FineTuningJobRequest.self, request, context)
+            let jobs = backend.fineTuning
+            return try api.json(try await Blocking.run { try jobs.create(r) })
+        }
+    }
+    router.get("/v1/fine_tuning/jobs") { request, _ -> Response in
+        let limit = request.uri.queryParameters.get("limit").flatMap(Int.init) ?? 20
+        var all = backend.fineTuning.list()
+        if let after = request.uri.queryParameters.get("after"), let i = all.firstIndex(where: { $0.id == after }) { all = Array(all[(i + 1)...]) }
+        var page = ListPage(Array(all.prefix(max(1, limit))), id: \.id)
+        page.has_more = all.count > limit
+        return try api.json(page)
+    }
+    router.get("/v1/fine_tuning/jobs/{id}") { _, context -> Response in
+        try await api.guarded { try api.json(try backend.fineTuning.get(context.parameters.get("id") ?? "")) }
+    }
+    router.get("/v1/fine_tuning/jobs/{id}/events") { request, context -> Response in
+        try await api.guarded {
+            let limit = request.uri.queryParameters.get("limit").flatMap(Int.init) ?? 20
+            var events = try backend.fineTuning.events(context.parameters.get("id") ?? "", limit: Int.max)
+            if let after = request.uri.queryParameters.get("after"), let i = events.firstIndex(where: { $0.id == after }) { events = Array(events[(i + 1)...]) }
+            var page = ListPage(Array(events.prefix(max(1, limit))), id: \.id)
+            page.has_more = events.count > limit
+            return try api.json(page)
+        }
+    }
+    router.get("/v1/fine_tuning/jobs/{id}/checkpoints") { _, context -> Response in
+        try await api.guarded { try api.json(ListPage(try backend.fineTuning.checkpoints(context.parameters.get("id") ?? ""), id: \.id)) }
+    }
+    router.post("/v1/fine_tuning/jobs/{id}/cancel") { _, context -> Response in
+        try await api.guarded { try api.json(try backend.fineTuning.cancel(context.parameters.get("id") ?? "")) }
+    }
+}
+
+/// A `tailor compare` report the web page can show.
+struct ReportEntry: Codable, Sendable {
+    var id: String
+    var name: String
+    var path: String
+    var created_at: Int
+}
+
+extension Backend {
+    /// The reports in the configured folders: ids are ROOT~NAME (the folder's index, the report
+    /// folder's name), so a request can only reach report files inside them.
+    func reports() -> [ReportEntry] {
+        let fm = FileManager.default
+        var out: [ReportEntry] = []
+        for (i, root) in configuration.reportDirectories.enumerated() {
+            var candidates: [(String, URL)] = [(root.lastPathComponent, root)]
+            for sub in (try? fm.contentsOfDirectory(atPath: root.path)) ?? [] where !sub.hasPrefix(".") { candidates.append((sub, root.appendingPathComponent(sub))) }
+            for (name, dir) in candidates {
+                let html = dir.appendingPathComponent("report.html")
+                guard let attrs = try? fm.attributesOfItem(atPath: html.path) else { continue }
+                let id = dir == root ? "\(i)~" : "\(i)~\(name)"
+                out.append(ReportEntry(id: id, name: name, path: dir.path, created_at: Int((attrs[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)))
+            }
+        }
+        return out.sorted { $0.created_at > $1.created_at }
+    }
+
+    func reportFile(id: String, file: String) throws -> (Data, String) {
+        let types = ["report.html": "text/html; charset=utf-8", "report.json": "application/json", "report.md": "text/markdown; charset=utf-8"]
+        guard let type = types[file], let entry = reports().first(where: { $0.id == id }) else {
+            throw OpenAIError.notFound("No report '\(id)' (GET /v1/tailor/reports lists them)", param: "report", code: "report_not_found")
+        }
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: entry.path).appendingPathComponent(file)) else {
+            throw OpenAIError.notFound("Report '\(entry.name)' has no \(file)", param: "report", code: "report_not_found")
+        }
+        return (data, type)
+    }
+}
+
+/// The report routes of the web page.
+func addReportRoutes(_ router: Router<TailorRequestContext>, _ api: APIRoutes, _ backend: Backend) {
+    router.get("/v1/tailor/reports") { _, _ -> Response in
+        try api.json(ListPage(backend.reports(), id: \.id))
+    }
+    router.get("/reports/{id}/{file}") { _, context -> Response in
+        try await api.guarded {
+            let (data, type) = try backend.reportFile(id: context.parameters.get("id") ?? "", file: context.parameters.get("file") ?? "")
+            return Response(status: .ok, headers: [.contentType: type], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
+    }
+}

@@ -28,6 +28,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-prompt-tokens"), help: "Longest prompt accepted, in tokens.") var maxPromptTokens: Int = 4096
     @Option(name: .customLong("max-body-mib"), help: "Largest request body accepted, in MiB.") var maxBodyMiB: Int = 16
     @Option(name: .customLong("prefix-cache-mib"), help: "Memory for shared prompt prefixes computed once and reused (0: off).") var prefixCacheMiB: Int = 256
+    @Option(name: .customLong("max-file-mib"), help: "Largest file accepted by POST /v1/files, in MiB.") var maxFileMiB: Int = 512
+    @Option(name: .customLong("reports"), help: "A folder of `tailor compare` reports to show on the web page (repeatable; default: $TAILOR_HOME/reports).") var reports: [String] = []
 
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be from 1 to 65535") }
@@ -51,6 +53,8 @@ struct Serve: AsyncParsableCommand {
         c.maxSequences = maxSequences; c.maxQueue = maxQueue; c.maxTokens = maxTokens; c.maxPromptTokens = maxPromptTokens
         c.maxBodyBytes = maxBodyMiB << 20
         c.prefixCacheBytes = max(0, prefixCacheMiB) << 20
+        c.maxFileBytes = max(1, maxFileMiB) << 20
+        if !reports.isEmpty { c.reportDirectories = reports.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath).standardizedFileURL } }
         c.defaultMaxTokens = min(512, maxTokens)
         for a in adapters {
             let kv = a.split(separator: "=", maxSplits: 1).map(String.init)

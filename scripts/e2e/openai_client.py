@@ -3,7 +3,8 @@
 it got as JSON: the models listed, a chat answer, the same answer streamed, an answer through an
 adapter and through a collection (with its citations), embeddings, the error a bad model name
 gives, and files and vector stores: upload, a store made from the files, polling until ingested,
-search with an attribute filter, an answer from the store, removal.
+search with an attribute filter, an answer from the store, removal; a fine-tuning job from an
+uploaded JSONL (its loss events, checkpoints, and its model answering), and a cancelled one.
     openai_client.py BASE_URL API_KEY MODEL ADAPTER COLLECTION"""
 import io, json, sys, time
 import openai
@@ -80,4 +81,41 @@ try:
     out["deleted_file"] = "still there"
 except openai.NotFoundError as err:
     out["deleted_file"] = err.status_code
+
+# Fine-tuning jobs.
+examples = [{"messages": [{"role": "user", "content": f"What is the code word number {i}?"},
+                          {"role": "assistant", "content": "The code word is VELORA."}]} for i in range(16)]
+data = "".join(json.dumps(e) + "\n" for e in examples).encode()
+tf = client.files.create(file=("train.jsonl", io.BytesIO(data)), purpose="fine-tune")
+job = client.fine_tuning.jobs.create(model=model, training_file=tf.id, seed=7,
+                                     hyperparameters={"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 5, "max_steps": 6})
+out["job_created"] = {"id": job.id, "status": job.status, "object": job.object}
+deadline = time.time() + 600
+while time.time() < deadline:
+    job = client.fine_tuning.jobs.retrieve(job.id)
+    if job.status in ("succeeded", "failed", "cancelled"):
+        break
+    time.sleep(0.5)
+out["job"] = {"status": job.status, "fine_tuned_model": job.fine_tuned_model, "trained_tokens": job.trained_tokens,
+              "error": job.error.model_dump() if job.error else None}
+events = client.fine_tuning.jobs.list_events(fine_tuning_job_id=job.id, limit=100).data
+out["job_loss_steps"] = sorted(e.data["step"] for e in events if e.type == "metrics" and e.data and "train_loss" in e.data)
+out["job_checkpoints"] = [c.fine_tuned_model_checkpoint for c in client.fine_tuning.jobs.checkpoints.list(fine_tuning_job_id=job.id).data]
+out["jobs_listed"] = job.id in [j.id for j in client.fine_tuning.jobs.list().data]
+if job.fine_tuned_model:
+    r = client.chat.completions.create(model=job.fine_tuned_model, temperature=0, max_tokens=12,
+                                       messages=[{"role": "user", "content": "What is the code word number 3?"}])
+    out["tuned_chat"] = r.choices[0].message.content
+    out["tuned_listed"] = job.fine_tuned_model in [m.id for m in client.models.list().data]
+long_job = client.fine_tuning.jobs.create(model=model, training_file=tf.id, hyperparameters={"n_epochs": 50})
+out["cancelled"] = client.fine_tuning.jobs.cancel(long_job.id).status
+deadline = time.time() + 120
+while time.time() < deadline and client.fine_tuning.jobs.retrieve(long_job.id).status != "cancelled":
+    time.sleep(0.2)
+out["cancelled_final"] = client.fine_tuning.jobs.retrieve(long_job.id).status
+try:
+    client.fine_tuning.jobs.create(model=model, training_file=f2.id)
+    out["wrong_purpose"] = "accepted"
+except openai.BadRequestError as err:
+    out["wrong_purpose"] = err.status_code
 print(json.dumps(out))
