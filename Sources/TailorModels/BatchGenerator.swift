@@ -203,6 +203,8 @@ public final class BatchGenerator: @unchecked Sendable {
         var session: DecoderSession!
         var sampler: Sampler
         var text: GeneratedText!
+        /// Finished (its result sent): it leaves the batch after the step.
+        var done = false
         var computed = 0                    // prompt tokens in the cache
         var cachedPrompt = 0                // of which reused from the prefix cache
         var generated: [Int] = []
@@ -272,7 +274,7 @@ public final class BatchGenerator: @unchecked Sendable {
     private func step(_ active: inout [Sequence]) {
         // Cancelled requests leave before the step.
         for s in active where s.handle.cancelled.load(ordering: .relaxed) { finish(s, .cancelled) }
-        active.removeAll { $0.handle.cancelled.load(ordering: .relaxed) }
+        active.removeAll { $0.done }
         if active.isEmpty { return }
         var steps: [DecoderStep] = []
         var members: [Sequence] = []
@@ -298,7 +300,10 @@ public final class BatchGenerator: @unchecked Sendable {
             let idx = steps.indices.filter { steps[$0].session.precision == precision }
             guard !idx.isEmpty else { continue }
             do {
-                let out = try model.model.forward(idx.map { steps[$0] })
+                // The whole pass holds the compute scheduler: with others computing (a
+                // fine-tuning job, an embedding batch) a step waits behind one of their
+                // operations, not behind one per operation of the step.
+                let out = try model.model.pool.withTurn { try model.model.forward(idx.map { steps[$0] }) }
                 for (j, i) in idx.enumerated() { logits[i] = out[j] }
             } catch let e as ModelError {
                 failure = (idx[0], e)
@@ -328,7 +333,9 @@ public final class BatchGenerator: @unchecked Sendable {
             }
             if let reason = advance(s, logits[i]) { finish(s, reason) }
         }
-        active.removeAll { s in s.handle.cancelled.load(ordering: .relaxed) }
+        // Only the sequences that finished in this step: one cancelled meanwhile (its client
+        // left during the pass) is finished at the start of the next, so it still gets its result.
+        active.removeAll { $0.done }
         lock.lock()
         stats.steps += 1
         stats.decodedTokens += decode
@@ -388,7 +395,8 @@ public final class BatchGenerator: @unchecked Sendable {
     }
 
     private func finish(_ s: Sequence, _ reason: FinishReason) {
-        s.handle.cancel()   // marks it gone from the batch
+        s.done = true
+        s.handle.cancel()   // later calls of the request's handle change nothing
         if reason != .cancelled || s.text != nil {
             let rest = s.text?.finish() ?? ""
             if !rest.isEmpty { _ = s.onEvent(.text(rest)) }

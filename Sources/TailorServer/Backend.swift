@@ -79,6 +79,8 @@ public final class Backend: Sendable {
     public let configuration: ServerConfiguration
     let metrics: ServerMetrics
     private let models = Mutex<[String: ServedModel]>([:])           // by resolved path
+    /// Paths of the models being loaded now.
+    let loadingModels = Mutex<Set<String>>([])
     private let embedders = Mutex<[String: SentenceEmbedder]>([:])   // by resolved path
     private let collections = Mutex<[String: KnowledgeBase]>([:])    // by collection name
     /// Held while a model, embedder or collection loads, so two first requests load it once
@@ -120,19 +122,28 @@ public final class Backend: Sendable {
     /// Loads the models named at start, and resumes the ingests and fine-tuning jobs an earlier
     /// run left unfinished.
     public func preload() throws {
-        for m in configuration.models { _ = try model(m) }
+        for m in configuration.models { _ = try model(m, waitWhileLoading: true) }
         vectorStores.resumeInterrupted()
         fineTuning.resumeInterrupted()
     }
 
     /// The decoder a name (or unique part of a cache name, or path) gives, loaded on first use.
-    func model(_ spec: String) throws -> ServedModel {
+    /// A request for a model another request is loading gets 503 with Retry-After (clients
+    /// retry; llama-server answers so while it loads); the server's own work (`waitWhileLoading`:
+    /// preloading, fine-tuning jobs) waits instead.
+    func model(_ spec: String, waitWhileLoading: Bool = false) throws -> ServedModel {
         let path: String
         do { path = try ModelCache.resolve(spec) } catch { throw OpenAIError.notFound("The model '\(spec)' does not exist: \(error). GET /v1/models lists what is served.") }
         if let m = models.withLock({ $0[path] }) { return m }
+        if !waitWhileLoading && loadingModels.withLock({ $0.contains(path) }) {
+            throw OpenAIError.unavailable("The model \(URL(fileURLWithPath: path).lastPathComponent) is loading; retry in a moment",
+                                          code: "model_loading", retryAfter: 1)
+        }
         loading.lock()
         defer { loading.unlock() }
         if let m = models.withLock({ $0[path] }) { return m }
+        loadingModels.withLock { _ = $0.insert(path) }
+        defer { loadingModels.withLock { _ = $0.remove(path) } }
         guard path.hasSuffix(".gguf") else { throw OpenAIError.notFound("'\(spec)' is not a chat model (it is an embedding model or a folder); GET /v1/models lists the chat models") }
         let lm = try LanguageModel(path, threads: configuration.threads, precision: configuration.precision)
         let served = ServedModel(name: URL(fileURLWithPath: path).lastPathComponent, lm: lm,

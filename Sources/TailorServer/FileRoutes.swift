@@ -175,15 +175,7 @@ extension APIRoutes {
 
     func fileBatch(_ storeID: String, _ batchID: String, fileIDs: [String], created: Int) throws -> FileBatchObject {
         let entries = try backend.vectorStores.listFiles(storeID, status: nil).filter { fileIDs.contains($0.id) }
-        var counts = VectorStoreObject.Counts()
-        for e in entries {
-            switch e.status {
-            case "in_progress": counts.in_progress += 1
-            case "completed": counts.completed += 1
-            case "failed": counts.failed += 1
-            default: counts.cancelled += 1
-            }
-        }
+        var counts = VectorStoreObject.Counts(entries.map(\.status))
         counts.total = fileIDs.count
         return FileBatchObject(id: batchID, vector_store_id: storeID, created_at: created,
                                status: counts.in_progress > 0 ? "in_progress" : "completed", file_counts: counts)

@@ -324,7 +324,7 @@ final class FineTuningJobs: Sendable {
         }
         do {
             job = try update(id) { $0.status = "validating_files" }
-            let served = try backend.model(job.model)
+            let served = try backend.model(job.model, waitWhileLoading: true)
             let train = try backend.files.get(job.training_file)
             let validation = try job.validation_file.map { try backend.files.get($0) }
             var options = try self.options(job.hyperparameters, seed: job.seed)

@@ -44,8 +44,8 @@ public struct OpenAIError: Error, HTTPResponseError, Sendable {
     /// The client went away before the answer was ready (nginx's 499: nobody reads it; logs do).
     static let clientClosed = OpenAIError(status: .init(code: 499, reasonPhrase: "Client Closed Request"),
                                           message: "The client closed the connection; the request was cancelled.", type: "client_closed", code: "client_closed")
-    static func unavailable(_ m: String) -> OpenAIError {
-        OpenAIError(status: .serviceUnavailable, message: m, type: "server_error", code: "service_unavailable", retryAfter: 5)
+    static func unavailable(_ m: String, code: String = "service_unavailable", retryAfter: Int = 5) -> OpenAIError {
+        OpenAIError(status: .serviceUnavailable, message: m, type: "server_error", code: code, retryAfter: retryAfter)
     }
 
     /// A library error as the client should see it.

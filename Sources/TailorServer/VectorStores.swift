@@ -79,7 +79,22 @@ struct VectorStoreRecord: Codable, Sendable {
 
 /// OpenAI's `vector_store` object.
 struct VectorStoreObject: Codable, Sendable {
-    struct Counts: Codable, Sendable { var in_progress = 0, completed = 0, failed = 0, cancelled = 0, total = 0 }
+    struct Counts: Codable, Sendable {
+        var in_progress = 0, completed = 0, failed = 0, cancelled = 0, total = 0
+        init() {}
+        /// The counts of files with these statuses.
+        init(_ statuses: [String]) {
+            for s in statuses {
+                switch s {
+                case "in_progress": in_progress += 1
+                case "completed": completed += 1
+                case "failed": failed += 1
+                default: cancelled += 1
+                }
+            }
+            total = statuses.count
+        }
+    }
     var id: String
     var object = "vector_store"
     var created_at: Int
@@ -151,16 +166,7 @@ final class VectorStores: Sendable {
     }
 
     func object(_ r: VectorStoreRecord) -> VectorStoreObject {
-        var counts = VectorStoreObject.Counts()
-        for f in r.files {
-            switch f.status {
-            case "in_progress": counts.in_progress += 1
-            case "completed": counts.completed += 1
-            case "failed": counts.failed += 1
-            default: counts.cancelled += 1
-            }
-        }
-        counts.total = r.files.count
+        var counts = VectorStoreObject.Counts(r.files.map(\.status))
         // A collection made outside the API: its ingested files count as completed.
         if r.files.isEmpty, let store = try? Collections.open(r.id, in: collections), let n = try? store.files().count {
             counts.completed = n; counts.total = n

@@ -167,6 +167,38 @@ func randomAdapter(_ config: LlamaConfig, seed: UInt64, rank: Int = 4, magnitude
         #expect(pieces > 0)
     }
 
+    /// A request cancelled while a step is running (its client left during the forward pass)
+    /// still finishes, as cancelled, and frees its place: it used to leave the batch silently,
+    /// its result never sent and the active count never lowered.
+    @Test func cancelledDuringAStepStillFinishes() throws {
+        let lm = try Self.lm.get()
+        let engine = BatchGenerator(model: lm, maxSequences: 4)
+        defer { engine.shutdown() }
+        let prompt = lm.tokenizer.encode("Count to a hundred: 1, 2, 3,")
+        let bDone = DispatchSemaphore(value: 0)
+        let bReason = Mutex<FinishReason?>(nil)
+        var long = GenerationRequest(prompt: prompt, maxTokens: 2000)
+        long.ignoreEndOfGeneration = true
+        // B first (it comes first in the batch), then A, whose first piece of text cancels B:
+        // B has already been stepped in that pass.
+        let b = engine.submit(long) { event in
+            if case .finished(let r) = event { bReason.withLock { $0 = r.finishReason }; bDone.signal() }
+            if case .failed = event { bDone.signal() }
+            return true
+        }
+        let cancelled = Atomic<Bool>(false)
+        let a = engine.submit(long) { event in
+            if case .text = event, !cancelled.exchange(true, ordering: .relaxed) { b.cancel() }
+            return true
+        }
+        #expect(bDone.wait(timeout: .now() + 60) == .success, "B never finished after being cancelled mid-step")
+        #expect(bReason.withLock { $0 } == .cancelled)
+        a.cancel()
+        var idle = false
+        for _ in 0..<600 where !idle { idle = engine.statistics.activeSequences == 0; if !idle { Thread.sleep(forTimeInterval: 0.01) } }
+        #expect(idle, "\(engine.statistics)")
+    }
+
     /// A prompt prefix shared by requests is computed once and reused, and reuse does not change
     /// the answers.
     @Test func sharedPrefixIsComputedOnce() throws {

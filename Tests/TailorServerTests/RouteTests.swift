@@ -97,6 +97,31 @@ struct SafetensorsWriterForTests {
 
 func body(_ json: String) -> ByteBuffer { ByteBuffer(string: json) }
 
+/// The server of a route test, run with its tasks on threads of its own: the other suites'
+/// tests compute for minutes on Swift's cooperative threads (two on this machine), and an
+/// in-process server whose handlers wait behind them misses its deadlines. (`tailor serve` has
+/// no such neighbours: its heavy work runs off the cooperative pool.)
+struct RouteTestApp {
+    let app: Application<RouterResponder<TailorRequestContext>>
+    static let executor = ThreadsExecutor()
+
+    func test<V: Sendable>(_ setup: TestingSetup, _ body: @Sendable (any TestClientProtocol) async throws -> V) async throws -> V {
+        try await withTaskExecutorPreference(Self.executor) {
+            try await app.test(setup, body)
+        }
+    }
+}
+
+/// A task executor over a concurrent dispatch queue (threads apart from the cooperative pool).
+final class ThreadsExecutor: TaskExecutor {
+    let queue = DispatchQueue(label: "route-tests", attributes: .concurrent)
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let me = asUnownedTaskExecutor()
+        queue.async { job.runSynchronously(on: me) }
+    }
+}
+
 /// Sends a POST on a plain socket to the loopback server and returns the socket, unread (the test
 /// then reads some of the answer or none, and closes it: a client going away).
 func rawPost(port: Int, path: String, json: String) throws -> Int32 {
@@ -132,8 +157,8 @@ let jsonHeaders: HTTPFields = [.contentType: "application/json"]
     /// The routes on a real loopback server: requests go through HTTP as clients send them
     /// (AsyncHTTPClient, which reconnects after a generating route closes its connection), and a
     /// client can go away mid-request.
-    func app(_ backend: Backend) -> some ApplicationProtocol {
-        Application(router: buildRouter(backend), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+    func app(_ backend: Backend) -> RouteTestApp {
+        RouteTestApp(app: Application(router: buildRouter(backend), configuration: .init(address: .hostname("127.0.0.1", port: 0))))
     }
 
     @Test func healthModelsAndMetrics() async throws {
@@ -226,15 +251,41 @@ let jsonHeaders: HTTPFields = [.contentType: "application/json"]
                     var buf = [UInt8](repeating: 0, count: 512)
                     #expect(recv(s, &buf, buf.count, 0) > 0, "the first events arrive")
                 }
-                let decodedAtClose = engine.statistics.decodedTokens - before.decodedTokens
+                let atClose = engine.statistics
                 close(s)
-                let freed = await eventually(within: 2) { engine.statistics.activeSequences == 0 }
+                // Freed at the engine's next steps (a step can be slow while other tests compute:
+                // counted in steps, not seconds).
+                let freed = await eventually(within: 120) { engine.statistics.activeSequences == 0 }
                 let after = engine.statistics
-                #expect(freed, "streamed \(streamed): the sequence is still decoding after its client left")
+                #expect(freed, "streamed \(streamed): the sequence is still decoding after its client left: at close \(atClose), now \(after)")
                 #expect(after.finishedRequests == before.finishedRequests + 1, "streamed \(streamed)")
-                #expect(after.decodedTokens - before.decodedTokens < decodedAtClose + 1000, "streamed \(streamed): it stopped soon after the client left, not at 3000 tokens")
+                #expect(after.steps - atClose.steps <= 8, "streamed \(streamed): \(after.steps - atClose.steps) steps after the client left")
+                #expect(after.decodedTokens - before.decodedTokens < 1000, "streamed \(streamed): it stopped soon after the client left, not at 3000 tokens")
             }
         }
+    }
+
+    /// A request for a model that another request is loading gets 503 with Retry-After (the
+    /// openai client retries it); once loaded, the same request is answered.
+    @Test func aModelStillLoadingAnswers503WithRetryAfter() async throws {
+        let f = try Fixtures.shared.get()
+        let b = Backend(configuration: f.configuration())
+        let path = try ModelCache.resolve(f.model)
+        b.loadingModels.withLock { _ = $0.insert(path) }     // as while another request loads it
+        let ask = #"{"model": "\#(f.model)", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}"#
+        try await app(b).test(.ahc(.http)) { client in
+            try await client.execute(uri: "/v1/chat/completions", method: .post, headers: jsonHeaders, body: body(ask)) { r in
+                #expect(r.status == .serviceUnavailable)
+                #expect(r.headers[.retryAfter] == "1")
+                let e = try #require(try object(r)["error"] as? [String: Any])
+                #expect(e["code"] as? String == "model_loading")
+            }
+            b.loadingModels.withLock { _ = $0.remove(path) }
+            try await client.execute(uri: "/v1/chat/completions", method: .post, headers: jsonHeaders, body: body(ask)) { r in
+                #expect(r.status == .ok, "\(String(buffer: r.body))")
+            }
+        }
+        b.shutdown()
     }
 
     @Test func groundedAnswersCarryTheirCitations() async throws {
