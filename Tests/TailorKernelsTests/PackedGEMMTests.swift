@@ -16,7 +16,7 @@ import Testing
 
     @Test(arguments: [GGMLType.q4_0, .q4_1, .q8_0, .q4_K, .q6_K])
     func kernelEqualsReferenceAndNearExact(_ type: GGMLType) throws {
-        print("packed kernels on this machine: 1 token \(PackedGEMM.kernel(tokens: 1)), 16 tokens \(PackedGEMM.kernel(tokens: 16))")
+        print("packed kernels on this machine: 1 token \(PackedGEMM.kernel(tokens: 1)), 16 tokens \(PackedGEMM.kernel(tokens: 16)), 64 tokens \(PackedGEMM.kernel(tokens: 64))")
         let shapes = PackedWeights.isK(type) ? [(16, 256), (37, 512), (5, 768), (48, 1536)] : [(16, 32), (37, 96), (5, 576), (48, 1536)]
         for (rows, n) in shapes {
             let w = Self.matrix(type, rows: rows, n: n, seed: UInt64(rows * n) + UInt64(type.rawValue))
