@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(name: "TailorKernelsTests", dependencies: ["TailorKernels", "TailorFormats"],
                     resources: [.copy("Fixtures")],
                     swiftSettings: avx512fp16 ? [.define("TAILOR_AVX512FP16")] : []),
-        .testTarget(name: "TailorCLITests", dependencies: ["tailor"]),
+        .testTarget(name: "TailorCLITests", dependencies: ["tailor", "TailorTestSupport"]),
         .testTarget(name: "TailorServerTests", dependencies: [
             "TailorServer", "TailorModels", "TailorRAG", "TailorTestSupport", "tailor",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

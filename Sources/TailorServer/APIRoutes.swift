@@ -69,6 +69,26 @@ struct APIRoutes: Sendable {
         return ByteBuffer(string: "data: " + String(decoding: data, as: UTF8.self) + "\n\n")
     }
 
+    /// Reads a generation's text to its end, recording the time to its first piece.
+    static func drain(_ text: AsyncThrowingStream<String, Error>, _ metrics: ServerMetrics, arrived: ContinuousClock.Instant) async throws {
+        var first = true
+        for try await _ in text where first { first = false; metrics.timeToFirstToken.record(ContinuousClock.now - arrived) }
+    }
+
+    /// Streams a chat answer's opening chunk (the role) and a chunk per piece of its text,
+    /// recording the time to the first piece; the caller writes the closing chunk.
+    static func streamChat(_ text: AsyncThrowingStream<String, Error>, to writer: inout any ResponseBodyWriter, id: String, created: Int,
+                           model: String, _ metrics: ServerMetrics, arrived: ContinuousClock.Instant) async throws {
+        try await writer.write(sse(ChatCompletionChunk(id: id, created: created, model: model,
+                                                       choices: [.init(index: 0, delta: .init(role: "assistant", content: ""), finish_reason: nil)])))
+        var first = true
+        for try await piece in text {
+            if first { first = false; metrics.timeToFirstToken.record(ContinuousClock.now - arrived) }
+            try await writer.write(sse(ChatCompletionChunk(id: id, created: created, model: model,
+                                                           choices: [.init(index: 0, delta: .init(content: piece), finish_reason: nil)])))
+        }
+    }
+
     static func newID(_ prefix: String) -> String {
         prefix + String((0..<24).map { _ in "abcdefghijklmnopqrstuvwxyz0123456789".randomElement()! })
     }
@@ -175,8 +195,7 @@ struct APIRoutes: Sendable {
         backend.metrics.promptTokens.increment(by: Int64(ids.count))
         let (text, result, cancel) = served.engine.stream(request)
         if !stream {
-            var first = true
-            for try await _ in text where first { first = false; backend.metrics.timeToFirstToken.record(ContinuousClock.now - arrived) }
+            try await Self.drain(text, backend.metrics, arrived: arrived)
             let g = try await result()
             backend.metrics.generatedTokens.increment(by: Int64(g.tokens.count))
             return try self.json(ChatCompletionResponse(id: id, created: created, model: r.model,
@@ -188,14 +207,7 @@ struct APIRoutes: Sendable {
           // A client that goes away ends the loop (the write throws): the request is cancelled,
           // which frees its place in the batch.
           do {
-            try await writer.write(Self.sse(ChatCompletionChunk(id: id, created: created, model: model,
-                                                                choices: [.init(index: 0, delta: .init(role: "assistant", content: ""), finish_reason: nil)])))
-            var first = true
-            for try await piece in text {
-                if first { first = false; metrics.timeToFirstToken.record(ContinuousClock.now - arrived) }
-                try await writer.write(Self.sse(ChatCompletionChunk(id: id, created: created, model: model,
-                                                                    choices: [.init(index: 0, delta: .init(content: piece), finish_reason: nil)])))
-            }
+            try await Self.streamChat(text, to: &writer, id: id, created: created, model: model, metrics, arrived: arrived)
             let g = try await result()
             metrics.generatedTokens.increment(by: Int64(g.tokens.count))
             try await writer.write(Self.sse(ChatCompletionChunk(id: id, created: created, model: model,
@@ -250,8 +262,7 @@ struct APIRoutes: Sendable {
             Usage(prompt_tokens: a.timings.promptTokens, completion_tokens: a.timings.generatedTokens, total_tokens: a.timings.promptTokens + a.timings.generatedTokens)
         }
         if !stream {
-            var first = true
-            for try await _ in pieces where first { first = false; metrics.timeToFirstToken.record(ContinuousClock.now - arrived) }
+            try await Self.drain(pieces, metrics, arrived: arrived)
             let a = try await ask.value
             metrics.promptTokens.increment(by: Int64(a.timings.promptTokens))
             metrics.generatedTokens.increment(by: Int64(a.timings.generatedTokens))
@@ -261,14 +272,7 @@ struct APIRoutes: Sendable {
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: ResponseBody { writer in
             do {
-                try await writer.write(Self.sse(ChatCompletionChunk(id: id, created: created, model: model,
-                                                                    choices: [.init(index: 0, delta: .init(role: "assistant", content: ""), finish_reason: nil)])))
-                var first = true
-                for try await piece in pieces {
-                    if first { first = false; metrics.timeToFirstToken.record(ContinuousClock.now - arrived) }
-                    try await writer.write(Self.sse(ChatCompletionChunk(id: id, created: created, model: model,
-                                                                        choices: [.init(index: 0, delta: .init(content: piece), finish_reason: nil)])))
-                }
+                try await Self.streamChat(pieces, to: &writer, id: id, created: created, model: model, metrics, arrived: arrived)
                 let a = try await ask.value
                 metrics.promptTokens.increment(by: Int64(a.timings.promptTokens))
                 metrics.generatedTokens.increment(by: Int64(a.timings.generatedTokens))
@@ -316,8 +320,7 @@ struct APIRoutes: Sendable {
         let id = Self.newID("cmpl-"), created = Int(Date().timeIntervalSince1970), model = r.model
         let metrics = backend.metrics
         if !(r.stream ?? false) {
-            var first = true
-            for try await _ in text where first { first = false; metrics.timeToFirstToken.record(ContinuousClock.now - arrived) }
+            try await Self.drain(text, metrics, arrived: arrived)
             let g = try await result()
             metrics.generatedTokens.increment(by: Int64(g.tokens.count))
             return try json(CompletionResponse(id: id, created: created, model: model,

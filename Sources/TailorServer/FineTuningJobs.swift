@@ -314,7 +314,6 @@ final class FineTuningJobs: Sendable {
         }
     }
 
-    var isIdle: Bool { pending.withLock { $0.running == nil && $0.queue.isEmpty } }
 
     private func run(_ id: String) {
         guard var job = try? get(id), !job.isFinished else { return }

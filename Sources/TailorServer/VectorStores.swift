@@ -329,8 +329,6 @@ final class VectorStores: Sendable {
         }
     }
 
-    /// Waits (for tests and clients that poll) until no file is being ingested.
-    var isIdle: Bool { pending.withLock { !$0.running && $0.queue.isEmpty } }
 
     // MARK: search
 

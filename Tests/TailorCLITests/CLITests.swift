@@ -1,20 +1,12 @@
 import Foundation
 import Testing
+import TailorTestSupport
 
 /// Runs the real `tailor` binary as a user would.
 @Suite(.serialized) struct CLITests {
     struct Run { let status: Int32; let out: String; let err: String }
 
-    static var binary: URL {
-        // The test bundle sits next to the built products.
-        var dir = Bundle.main.bundleURL
-        for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("tailor")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        return Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("tailor")
-    }
+    static var binary: URL { TestPaths.tailorBinary }
 
     func tailor(_ args: [String], stdin: String? = nil) throws -> Run {
         let p = Process()

@@ -7,15 +7,7 @@ import TailorRAG
 import TailorTestSupport
 
 @Suite(.serialized) struct EndToEndTests {
-    static var binary: URL {
-        var dir = Bundle.main.bundleURL
-        for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("tailor")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        return Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("tailor")
-    }
+    static var binary: URL { TestPaths.tailorBinary }
 
     /// A free loopback port.
     static func freePort() -> Int {

@@ -5,6 +5,17 @@ public enum TestPaths {
     public static let repoRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     public static let golden = repoRoot.deletingLastPathComponent().appendingPathComponent("shared/golden")
 
+    /// The built `tailor` binary (the test bundle sits next to the built products).
+    public static var tailorBinary: URL {
+        var dir = Bundle.main.bundleURL
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("tailor")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("tailor")
+    }
+
     public static var modelCache: URL {
         if let home = ProcessInfo.processInfo.environment["TAILOR_HOME"], !home.isEmpty {
             return URL(fileURLWithPath: home).appendingPathComponent("models")
