@@ -46,6 +46,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
@@ -61,6 +62,7 @@ let package = Package(
             "TailorModels", "TailorFormats", "TailorKernels", "CPoppler",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
         ], swiftSettings: fast),
         .target(name: "TailorTuning", dependencies: ["TailorModels", "TailorFormats", "TailorKernels", "CBLAS"],
                 swiftSettings: fast + optimizedInTests),

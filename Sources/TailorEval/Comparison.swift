@@ -13,6 +13,8 @@ public struct ComparisonConfig: Sendable {
     public var evalPath: String
     public var model: String?
     public var collection: String?
+    /// Where `collection` is (nil: TAILOR_STORE, else the default folder).
+    public var store: StoreLocation?
     public var documents: [String] = []
     public var adapter: String?
     public var train: String?
@@ -59,9 +61,9 @@ public final class Comparison {
         if set.kind == .classification, options.labels == nil { options.labels = set.labels }
 
         // Retrieval: an existing collection, or one built here from documents.
-        var store: Store?
+        var store: (any CollectionStore)?
         if let c = config.collection {
-            store = try Collections.open(c)
+            store = try Collections.open(c, at: config.store)
             let st = try store!.stats()
             costs.indexBytes = Int(st.bytes); costs.indexChunks = st.chunks; costs.indexDocuments = st.documents
             notes.append("RAG uses the existing collection \(st.name) (\(st.documents) documents, \(st.chunks) chunks); its build time is not measured here.")
@@ -134,12 +136,8 @@ public final class Comparison {
             var freshSet = try EvalSet.load(fe)
             if let n = config.limit { freshSet.items = Array(freshSet.items.prefix(n)) }
             let dir = URL(fileURLWithPath: out + "/collection-fresh")
-            if !Collections.exists(dir) {
-                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-                for f in (try? FileManager.default.contentsOfDirectory(atPath: store.directory.path)) ?? [] where f.hasPrefix(Store.fileName) {
-                    try FileManager.default.copyItem(at: store.directory.appendingPathComponent(f), to: dir.appendingPathComponent(f))
-                }
-            }
+            // A working copy of the collection (from either backend), then the new documents into it.
+            if !Collections.exists(dir) { _ = try CollectionCopy.copy(from: store, to: try SQLiteStore(directory: dir, create: true)) }
             let (fs, _) = try ingest(config.freshDocuments, into: dir, report)
             let fengine = QueryEngine(retriever: try Retriever(store: fs, embedder: try SentenceEmbedder(try fs.embedder()?.name, threads: config.threads)), model: lm)
             let fexp = Experiment(model: lm, set: freshSet, engine: fengine, adapter: adapter, options: options, cacheDirectory: out + "/results-fresh")
@@ -162,10 +160,10 @@ public final class Comparison {
         return r
     }
 
-    func ingest(_ paths: [String], into dir: URL, _ report: (ComparisonEvent) -> Void) throws -> (Store, Double) {
-        let existing = Collections.exists(dir) ? try Store(directory: dir, create: false) : nil
+    func ingest(_ paths: [String], into dir: URL, _ report: (ComparisonEvent) -> Void) throws -> (any CollectionStore, Double) {
+        let existing = Collections.exists(dir) ? try SQLiteStore(directory: dir, create: false) : nil
         let embedder = try SentenceEmbedder(try existing?.embedder()?.name, threads: config.threads)
-        let store = try existing ?? Store(directory: dir, create: true)
+        let store = try existing ?? SQLiteStore(directory: dir, create: true)
         let chunker = Chunker(maxTokens: min(256, embedder.maxTokens - 2), overlap: 32, countTokens: embedder.countTokens)
         let ing = try Ingestor(store: store, embedder: embedder, chunker: chunker)
         ing.shouldStop = shouldStop

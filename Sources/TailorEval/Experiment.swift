@@ -186,7 +186,7 @@ public final class Experiment {
         if let adapter {
             for v in adapter.parameters { adapterHash = (adapterHash ^ UInt64(v.bitPattern)) &* 0x100_0000_01b3 }
         }
-        let store = engine.map { e in "\(e.retriever.store.directory.path)@\((try? e.retriever.store.generation()) ?? -1)" } ?? ""
+        let store = engine.map { e in "\(e.retriever.store.location)@\((try? e.retriever.store.generation()) ?? -1)" } ?? ""
         var classifierID = ""
         if let c = classifier, let a = try? FileManager.default.attributesOfItem(atPath: c.directory + "/model.safetensors") {
             classifierID = c.directory + "@\((a[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)/\((a[.size] as? Int) ?? 0)"

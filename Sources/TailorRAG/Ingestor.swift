@@ -48,14 +48,14 @@ public struct IngestSummary: Sendable, Codable {
 }
 
 public final class Ingestor {
-    public let store: Store
+    public let store: any CollectionStore
     public let embedder: any Embedder
     public var chunker: Chunker
     public var options: IngestOptions
     /// Checked between batches; set it (e.g. from a SIGINT handler) to stop cleanly.
     public var shouldStop: () -> Bool = { false }
 
-    public init(store: Store, embedder: any Embedder, chunker: Chunker? = nil, options: IngestOptions = .init()) throws {
+    public init(store: any CollectionStore, embedder: any Embedder, chunker: Chunker? = nil, options: IngestOptions = .init()) throws {
         self.store = store
         self.embedder = embedder
         self.chunker = chunker ?? Chunker(maxTokens: min(embedder.maxTokens - 2, 256), overlap: 32, countTokens: embedder.countTokens)
@@ -187,9 +187,9 @@ public final class Ingestor {
             let texts = batch.flatMap { $0.chunks.map(\.contextualText) }
             let vectors = try embedder.embed(texts)
             var k = 0
-            var prepared: [Store.Prepared] = []
+            var prepared: [Prepared] = []
             for w in batch {
-                prepared.append(Store.Prepared(document: w.doc, chunks: w.chunks, vectors: Array(vectors[k..<(k + w.chunks.count)])))
+                prepared.append(Prepared(document: w.doc, chunks: w.chunks, vectors: Array(vectors[k..<(k + w.chunks.count)])))
                 k += w.chunks.count
             }
             // A file is recorded (its hash) with the batch that holds its last changed document.

@@ -8,29 +8,31 @@ import TailorModels
 // @unchecked Sendable: both are safe to share (the store serializes its writes, the embedder's
 // computations take turns on the compute scheduler); nothing here is mutated after init.
 public final class KnowledgeBase: @unchecked Sendable {
-    public let store: Store
+    public let store: any CollectionStore
     public let embedder: SentenceEmbedder
 
-    public init(store: Store, embedder: SentenceEmbedder) {
+    public init(store: any CollectionStore, embedder: SentenceEmbedder) {
         self.store = store
         self.embedder = embedder
     }
 
-    /// Opens a collection (a name under $TAILOR_HOME/collections or a folder path; nil: the
-    /// default) with `embedder` (default: the one that built it, else all-MiniLM-L6-v2). With
-    /// `create`, a missing collection is created; otherwise it is an error naming the known ones.
-    public static func open(_ collection: String?, embedder: String? = nil, create: Bool = false,
+    /// Opens a collection (a name, or for SQLite also a folder path; nil: the default) where
+    /// `store` says (nil: TAILOR_STORE, else $TAILOR_HOME/collections) with `embedder` (default:
+    /// the one that built it, else all-MiniLM-L6-v2). With `create`, a missing collection is
+    /// created; otherwise it is an error naming the known ones.
+    public static func open(_ collection: String?, store location: StoreLocation? = nil, embedder: String? = nil, create: Bool = false,
                             threads: Int = ThreadPool.availableCores) throws -> KnowledgeBase {
-        let url = try Collections.url(collection)
-        let exists = Collections.exists(url)
-        if !exists && !create { throw RAGError.collectionNotFound(collection ?? Collections.defaultName, known: Collections.names()) }
-        let existing = exists ? try Store(directory: url, create: false) : nil
+        // The embedder is loaded before a new collection is made, so a bad model name leaves nothing behind.
+        let existing = try Collections.exists(collection, at: location) ? try Collections.open(collection, at: location) : nil
+        if existing == nil && !create {
+            throw RAGError.collectionNotFound(collection ?? Collections.defaultName, known: try Collections.names(at: location))
+        }
         let e = try embedderFor(existing, model: embedder, threads: threads)
-        return KnowledgeBase(store: try existing ?? Store(directory: url, create: true), embedder: e)
+        return KnowledgeBase(store: try existing ?? Collections.open(collection, at: location, create: true), embedder: e)
     }
 
     /// The embedder for a collection: the one asked for, else the one that built it, else the default.
-    public static func embedderFor(_ store: Store?, model: String?, threads: Int = ThreadPool.availableCores) throws -> SentenceEmbedder {
+    public static func embedderFor(_ store: (any CollectionStore)?, model: String?, threads: Int = ThreadPool.availableCores) throws -> SentenceEmbedder {
         try SentenceEmbedder(model ?? store?.embedder()?.name, threads: threads)
     }
 
@@ -84,8 +86,10 @@ public final class KnowledgeBase: @unchecked Sendable {
             progress(ReindexProgress(done: done, total: total, chunksPerSecond: Double(done - startDone) / max(Date().timeIntervalSince(start), 1e-9)))
         }
         try store.commitReembedding(embedderName: embedder.name, dimension: embedder.dimension)
-        try? FileManager.default.removeItem(at: store.directory.appendingPathComponent("vectors.hnsw"))
-        try? FileManager.default.removeItem(at: store.directory.appendingPathComponent("vectors.f32"))
+        if let dir = store.cacheDirectory {
+            try? FileManager.default.removeItem(at: dir.appendingPathComponent("vectors.hnsw"))
+            try? FileManager.default.removeItem(at: dir.appendingPathComponent("vectors.f32"))
+        }
         return ReindexSummary(chunks: total, embedder: embedder.name, dimension: embedder.dimension, finished: true)
     }
 

@@ -8,7 +8,7 @@ import TailorModels
 public protocol Reranker: AnyObject {
     var name: String { get }
     /// The candidates with new scores, best first.
-    func rerank(_ query: String, queryVector: [Float], _ candidates: [ScoredChunk], store: Store) throws -> [ScoredChunk]
+    func rerank(_ query: String, queryVector: [Float], _ candidates: [ScoredChunk], store: any CollectionStore) throws -> [ScoredChunk]
 }
 
 /// The default reranker, needing no extra model: cosine similarity of the query and passage
@@ -18,7 +18,7 @@ public final class EmbeddingReranker: Reranker {
     public init(keywordWeight: Double = 0.3) { self.keywordWeight = keywordWeight }
     public var name: String { "embedding+keywords" }
 
-    public func rerank(_ query: String, queryVector: [Float], _ candidates: [ScoredChunk], store: Store) throws -> [ScoredChunk] {
+    public func rerank(_ query: String, queryVector: [Float], _ candidates: [ScoredChunk], store: any CollectionStore) throws -> [ScoredChunk] {
         let vectors = try store.embeddings(candidates.map(\.chunk.id))
         let terms = contentWords(query)
         var out = candidates
@@ -39,7 +39,7 @@ public final class CrossEncoderReranker: Reranker {
     public let model: CrossEncoder
     public init(_ model: CrossEncoder) { self.model = model }
     public var name: String { "cross-encoder \(model.name)" }
-    public func rerank(_ query: String, queryVector: [Float], _ candidates: [ScoredChunk], store: Store) throws -> [ScoredChunk] {
+    public func rerank(_ query: String, queryVector: [Float], _ candidates: [ScoredChunk], store: any CollectionStore) throws -> [ScoredChunk] {
         let s = try model.score(query, candidates.map(\.chunk.chunk.contextualText))
         var out = candidates
         for i in out.indices { out[i].score = Double(s[i]) }

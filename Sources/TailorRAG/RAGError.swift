@@ -14,6 +14,8 @@ public enum RAGError: Error, CustomStringConvertible, Equatable {
     case store(String)
     case badFilter(String)
     case badInput(String)
+    /// A PostgreSQL store's server said no or could not be reached (`url` has no password).
+    case postgres(url: String, detail: String, sqlState: String?)
 
     public var description: String {
         switch self {
@@ -33,6 +35,7 @@ public enum RAGError: Error, CustomStringConvertible, Equatable {
         case let .store(detail): return "collection store: \(detail)"
         case let .badFilter(detail): return "bad filter: \(detail)"
         case let .badInput(detail): return detail
+        case let .postgres(url, detail, _): return "PostgreSQL at \(url): \(detail)"
         }
     }
 }

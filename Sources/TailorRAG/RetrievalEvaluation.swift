@@ -106,6 +106,8 @@ public struct RetrievalEvaluator {
     public var embedder: String?
     /// Keep the ingested corpus in this collection and reuse it (nil: a temporary one).
     public var collection: String?
+    /// Where the collection is made (nil: TAILOR_STORE, else the default folder).
+    public var store: StoreLocation?
     public var modes: [RetrievalMode] = [.vector, .keyword, .hybrid]
     /// Chunks retrieved per query (enough for 100 distinct documents).
     public var depth = 300
@@ -131,9 +133,19 @@ public struct RetrievalEvaluator {
         guard !evalQueries.isEmpty else { throw RAGError.badInput("none of the \(qs.count) queries in \(queries) has a judgement in \(qrels)") }
 
         let temp = collection == nil
-        let spec = temp ? FileManager.default.temporaryDirectory.appendingPathComponent("tailor-eval-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path : collection
-        defer { if temp, let spec { try? FileManager.default.removeItem(atPath: spec) } }
-        let kb = try KnowledgeBase.open(spec, embedder: embedder, create: true, threads: threads)
+        let location = try store ?? .default
+        let tempName = "tailor-eval-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let spec: String?
+        switch location {
+        case .folder: spec = temp ? FileManager.default.temporaryDirectory.appendingPathComponent(tempName).path : collection
+        case .postgres: spec = temp ? tempName : collection
+        }
+        defer {
+            if temp, let spec {
+                if case .folder = location { try? FileManager.default.removeItem(atPath: spec) } else { try? Collections.delete(spec, at: location) }
+            }
+        }
+        let kb = try KnowledgeBase.open(spec, store: location, embedder: embedder, create: true, threads: threads)
         var opts = IngestOptions()
         opts.loader = LoaderOptions(textField: "text", idField: "_id")
         let summary = try kb.ingest([corpus], options: opts, chunkTokens: chunkTokens, shouldStop: shouldStop) { p in

@@ -1,4 +1,5 @@
-// Retrieval: vector search (exact or HNSW), BM25 keyword search (SQLite FTS5), and hybrid
+// Retrieval: vector search (exact or HNSW, or the store's own index), BM25 keyword search (the
+// store's keyword index: SQLite FTS5 or PostgreSQL full-text search), and hybrid
 // fusion by reciprocal rank (Cormack et al. 2009, k = 60), with metadata filters and optional
 // maximal-marginal-relevance diversification (Carbonell & Goldstein 1998).
 import Foundation
@@ -107,7 +108,7 @@ public struct IndexOptions: Sendable {
 // @unchecked Sendable: its configuration is immutable, the store and embedder are safe to share,
 // and the loaded index is one immutable value swapped under a lock.
 public final class Retriever: @unchecked Sendable {
-    public let store: Store
+    public let store: any CollectionStore
     public let embedder: any Embedder
     /// The settings of a search that gives none.
     public let defaults: RetrievalSettings
@@ -124,7 +125,7 @@ public final class Retriever: @unchecked Sendable {
     /// Held while an index is being loaded or built, so concurrent first searches build it once.
     private let building = NSLock()
 
-    public init(store: Store, embedder: any Embedder, defaults: RetrievalSettings = RetrievalSettings(),
+    public init(store: any CollectionStore, embedder: any Embedder, defaults: RetrievalSettings = RetrievalSettings(),
                 index: IndexOptions = IndexOptions()) throws {
         self.store = store
         self.embedder = embedder
@@ -135,11 +136,15 @@ public final class Retriever: @unchecked Sendable {
         }
     }
 
-    public var hnswURL: URL { store.directory.appendingPathComponent("vectors.hnsw") }
-    public var vectorsURL: URL { store.directory.appendingPathComponent("vectors.f32") }
+    /// Where the HNSW graph and the mapped vectors of a store without its own index are kept.
+    public var hnswURL: URL? { store.cacheDirectory?.appendingPathComponent("vectors.hnsw") }
+    public var vectorsURL: URL? { store.cacheDirectory?.appendingPathComponent("vectors.f32") }
 
     /// Loads (or refreshes after the collection changed) the vectors and the search structure.
-    public func prepareIndex() throws { _ = try currentIndex() }
+    public func prepareIndex() throws {
+        guard store.cacheDirectory != nil else { return }   // the store searches its vectors itself
+        _ = try currentIndex()
+    }
 
     func currentIndex() throws -> LoadedIndex {
         let gen = try store.generation()
@@ -149,27 +154,27 @@ public final class Retriever: @unchecked Sendable {
         if let l = loaded.withLock({ $0 }), l.generation == gen { return l }
         let o = indexOptions
         let m: VectorMatrix
-        if let cached = VectorMatrix.cached(at: vectorsURL, generation: gen) { m = cached }
+        if let url = vectorsURL, let cached = VectorMatrix.cached(at: url, generation: gen) { m = cached }
         else {
             let (ids, data, dim) = try store.vectors()
             m = VectorMatrix(ids: ids, data: data, dimension: dim)
             // Large collections keep a mapped copy of their vectors: the next search opens it at once.
-            if ids.count >= o.vectorCacheThreshold { try? m.writeCache(to: vectorsURL, generation: gen) }
+            if ids.count >= o.vectorCacheThreshold, let url = vectorsURL { try? m.writeCache(to: url, generation: gen) }
         }
         let ids = m.ids
         let rowOfID = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($0.element, $0.offset) })
         let searcher: any VectorSearcher
         let useHNSW = o.kind == .hnsw || (o.kind == .auto && ids.count >= o.hnswThreshold)
         if useHNSW {
-            if let (h, savedGen, added) = HNSWIndex.load(from: hnswURL, matrix: m) {
-                if added > 0 || savedGen != gen { try? h.write(to: hnswURL, generation: gen) }
+            if let url = hnswURL, let (h, savedGen, added) = HNSWIndex.load(from: url, matrix: m) {
+                if added > 0 || savedGen != gen { try? h.write(to: url, generation: gen) }
                 h.efSearch = o.efSearch
                 searcher = h
             } else {
                 let h = HNSWIndex(m)
                 h.build(threads: o.threads, progress: o.progress)
                 h.efSearch = o.efSearch
-                try? h.write(to: hnswURL, generation: gen)
+                if let url = hnswURL { try? h.write(to: url, generation: gen) }
                 searcher = h
             }
         } else {
@@ -203,7 +208,7 @@ public final class Retriever: @unchecked Sendable {
         var vec: [(id: Int64, score: Double)] = []
         var kw: [(id: Int64, score: Double)] = []
         if mode != .keyword { vec = try vectorSearch(q, k: mode == .vector ? pool : n, filter: filter) }
-        if mode != .vector { kw = try store.keywordSearch(Self.ftsQuery(query), limit: mode == .keyword ? pool : n, filter: filter) }
+        if mode != .vector { kw = try store.keywordSearch(query, limit: mode == .keyword ? pool : n, filter: filter) }
         var fused: [(id: Int64, score: Double, v: Int?, w: Int?)]
         switch mode {
         case .vector: fused = vec.enumerated().map { ($0.element.id, $0.element.score, $0.offset + 1, nil) }
@@ -222,7 +227,7 @@ public final class Retriever: @unchecked Sendable {
         }
         fused = Array(fused.prefix(pool))
         if let lambda = mmrLambda, fused.count > 1 {
-            fused = mmr(fused, index: try currentIndex(), query: q, k: k, lambda: lambda)
+            fused = mmr(fused, vectors: try store.embeddings(fused.map(\.id)).map(VectorMatrix.normalized), query: q, k: k, lambda: lambda)
         }
         fused = Array(fused.prefix(k))
         let chunks = try store.chunks(fused.map(\.id))
@@ -231,6 +236,7 @@ public final class Retriever: @unchecked Sendable {
     }
 
     func vectorSearch(_ q: [Float], k: Int, filter: Filter?) throws -> [(id: Int64, score: Double)] {
+        if let found = try store.vectorSearch(q, k: k, filter: filter, options: indexOptions) { return found }
         let index = try currentIndex()
         let m = index.matrix, s = index.searcher, rowOfID = index.rowOfID
         guard m.count > 0 else { return [] }
@@ -248,20 +254,20 @@ public final class Retriever: @unchecked Sendable {
         return s.search(q, k: k, allowed: allowed).map { (m.ids[$0.row], Double($0.score)) }
     }
 
-    func mmr(_ items: [(id: Int64, score: Double, v: Int?, w: Int?)], index: LoadedIndex, query q: [Float], k: Int,
+    /// Maximal marginal relevance over `items` with their (normalized) embeddings.
+    func mmr(_ items: [(id: Int64, score: Double, v: Int?, w: Int?)], vectors: [[Float]], query q: [Float], k: Int,
              lambda: Double) -> [(id: Int64, score: Double, v: Int?, w: Int?)] {
-        let m = index.matrix
-        let rows = items.map { index.rowOfID[$0.id] }
-        let d = m.dimension
-        let rel: [Double] = rows.map { r in r.map { r in q.withUnsafeBufferPointer { Double(dotProduct($0.baseAddress!, m.row(r), d)) } } ?? 0 }
+        func dot(_ a: [Float], _ b: [Float]) -> Double {
+            guard a.count == b.count, !a.isEmpty else { return 0 }
+            return a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in Double(dotProduct(x.baseAddress!, y.baseAddress!, a.count)) } }
+        }
+        let rel = vectors.map { dot($0, q) }
         var chosen: [Int] = [], left = Array(items.indices)
         while chosen.count < k && !left.isEmpty {
             var best = left[0], bestScore = -Double.infinity
             for i in left {
                 var maxSim = 0.0
-                if let ri = rows[i] {
-                    for j in chosen { if let rj = rows[j] { maxSim = max(maxSim, Double(dotProduct(m.row(ri), m.row(rj), d))) } }
-                }
+                for j in chosen { maxSim = max(maxSim, dot(vectors[i], vectors[j])) }
                 let s = lambda * rel[i] - (1 - lambda) * maxSim
                 if s > bestScore { bestScore = s; best = i }
             }
@@ -272,25 +278,5 @@ public final class Retriever: @unchecked Sendable {
     }
 
     /// Lucene's English stop words (as bm25s and Elasticsearch use them).
-    static let stopWords: Set<String> = ["a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is",
-                                         "it", "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there",
-                                         "these", "they", "this", "to", "was", "will", "with"]
-
-    /// An FTS5 query matching any of the query's words (stop words dropped), each quoted so that
-    /// FTS5 operators in user text are taken literally.
-    public static func ftsQuery(_ query: String) -> String {
-        var words: [String] = [], seen: Set<String> = []
-        var cur = ""
-        func take() {
-            defer { cur = "" }
-            let w = cur.lowercased()
-            guard !w.isEmpty, !stopWords.contains(w), !seen.contains(w) else { return }
-            seen.insert(w); words.append(w)
-        }
-        for ch in query.unicodeScalars {
-            if ch.properties.isAlphabetic || ch.properties.numericType != nil { cur.unicodeScalars.append(ch) } else { take() }
-        }
-        take()
-        return words.map { "\"\($0)\"" }.joined(separator: " OR ")
-    }
+    static var stopWords: Set<String> { KeywordQuery.stopWords }
 }

@@ -64,19 +64,19 @@ public enum SearchBenchmark {
                            embedderName: String, directory: URL, efSearch: Int, threads: Int,
                            export: URL? = nil, progress: @escaping (String) -> Void) throws -> SearchBenchResult {
         try? FileManager.default.removeItem(at: directory)
-        let store = try Store(directory: directory, create: true)
+        let store = try SQLiteStore(directory: directory, create: true)
         try store.bind(embedderName: embedderName, dimension: base.dimension)
         // Store throughput.
         let t0 = Date()
         var i = 0
         let perTx = 2000
         while i < n {
-            var batch: [Store.Prepared] = []
+            var batch: [Prepared] = []
             for j in i..<min(n, i + perTx) {
                 let text = baseTexts[j % baseTexts.count]
                 let doc = Document(path: "/bench/doc-\(j / 100).txt", key: "/bench/doc-\(j / 100).txt#\(j)", type: .text, blocks: [Block(.paragraph, text)])
                 let chunk = Chunk(ordinal: 0, text: doc.text, start: 0, end: doc.text.unicodeScalars.count, headingPath: [], tokens: 0)
-                batch.append(Store.Prepared(document: doc, chunks: [chunk], vectors: [vector(j, base: base)]))
+                batch.append(Prepared(document: doc, chunks: [chunk], vectors: [vector(j, base: base)]))
             }
             try store.write(batch)
             i += perTx
@@ -102,7 +102,7 @@ public enum SearchBenchmark {
         var kwTimes: [Double] = []
         for q in queryTexts {
             let s = Date()
-            _ = try store.keywordSearch(Retriever.ftsQuery(q), limit: 10)
+            _ = try store.keywordSearch(q, limit: 10)
             kwTimes.append(Date().timeIntervalSince(s) * 1000)
         }
         // HNSW.

@@ -32,7 +32,7 @@ public struct ServerConfiguration: Sendable {
     /// Bytes of shared prompt prefixes kept for reuse (0: none).
     public var prefixCacheBytes = 256 << 20
     /// Where collections are found by name (vector stores are made here too).
-    public var collectionsDirectory = Collections.directory
+    public var collections: StoreLocation = (try? StoreLocation.default) ?? .folder(Collections.directory)
     /// Folders of `tailor compare` reports shown on the web page: each folder holding a
     /// report.html, or whose subfolders do.
     public var reportDirectories: [URL] = [ModelCache.home.appendingPathComponent("reports")]
@@ -193,9 +193,10 @@ public final class Backend: Sendable {
         loading.lock()
         defer { loading.unlock() }
         if let kb = collections.withLock({ $0[name] }) { return kb }
-        let store: Store
-        do { store = try Collections.open(name, in: configuration.collectionsDirectory) } catch {
-            let known = Collections.names(in: configuration.collectionsDirectory).joined(separator: ", ")
+        let store: any CollectionStore
+        do { store = try Collections.open(name, at: configuration.collections) } catch let e as RAGError {
+            if case .postgres = e { throw e }
+            let known = ((try? Collections.names(at: configuration.collections)) ?? []).joined(separator: ", ")
             throw OpenAIError.notFound("No collection '\(name)' (collections: \(known)); create one with `tailor ingest PATH -c \(name)` or POST /v1/vector_stores",
                                        code: "collection_not_found")
         }
@@ -225,7 +226,7 @@ public final class Backend: Sendable {
         for m in loaded { adapters.formUnion(m.lm.adapters.names) }
         if let base {
             for a in adapters.sorted() { out.append(.init(id: "\(base)+lora:\(a)", created: now, owned_by: "tailor", kind: "adapter")) }
-            for c in Collections.names(in: configuration.collectionsDirectory) {
+            for c in (try? Collections.names(at: configuration.collections)) ?? [] {
                 out.append(.init(id: "\(base)+rag:\(c)", created: now, owned_by: "tailor", kind: "collection"))
                 for a in adapters.sorted() { out.append(.init(id: "\(base)+lora:\(a)+rag:\(c)", created: now, owned_by: "tailor", kind: "collection")) }
             }

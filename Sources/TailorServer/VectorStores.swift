@@ -118,8 +118,8 @@ final class VectorStores: Sendable {
     private let pending = Mutex<(queue: [(store: String, file: String)], running: Bool)>(([], false))
     private let worker = DispatchQueue(label: "tailor.server.ingest", qos: .utility)
 
-    /// Where the stores' collections are (the server's collections folder).
-    var collections: URL { backend.configuration.collectionsDirectory }
+    /// Where the stores' collections are (the server's collections folder or database).
+    var collections: StoreLocation { backend.configuration.collections }
 
     init(backend: Backend, files: FileStore, directory: URL) {
         self.backend = backend
@@ -156,8 +156,8 @@ final class VectorStores: Sendable {
     /// The record of a vector store, made on first use for a collection made outside the API.
     private func record(_ id: String) throws -> VectorStoreRecord {
         if let r = load(id) { return r }
-        guard let folder = try? Collections.url(id, in: collections), Collections.exists(folder) else { throw Self.notFound(id) }
-        let created = (try? FileManager.default.attributesOfItem(atPath: folder.path)[.modificationDate] as? Date).map { Int($0.timeIntervalSince1970) }
+        guard (try? Collections.exists(id, at: collections)) == true, let store = try? Collections.open(id, at: collections) else { throw Self.notFound(id) }
+        let created = (try? store.stats().createdAt).flatMap { $0 }.map { Int($0.timeIntervalSince1970) }
         let r = VectorStoreRecord(id: id, name: id, created_at: created ?? Int(Date().timeIntervalSince1970), chunking_strategy: .auto, files: [])
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try JSONEncoder().encode(r).write(to: url(id), options: .atomic)
@@ -168,11 +168,11 @@ final class VectorStores: Sendable {
     func object(_ r: VectorStoreRecord) -> VectorStoreObject {
         var counts = VectorStoreObject.Counts(r.files.map(\.status))
         // A collection made outside the API: its ingested files count as completed.
-        if r.files.isEmpty, let store = try? Collections.open(r.id, in: collections), let n = try? store.files().count {
+        let store = try? Collections.open(r.id, at: collections)
+        if r.files.isEmpty, let n = try? store?.files().count {
             counts.completed = n; counts.total = n
         }
-        let db = (try? Collections.url(r.id, in: collections))?.appendingPathComponent(Store.fileName).path
-        let bytes = db.flatMap { (try? FileManager.default.attributesOfItem(atPath: $0))?[.size] as? Int } ?? 0
+        let bytes = (try? store?.stats().bytes).flatMap { $0 }.map(Int.init) ?? 0
         return VectorStoreObject(id: r.id, created_at: r.created_at, name: r.name, usage_bytes: bytes, file_counts: counts,
                                  status: counts.in_progress > 0 ? "in_progress" : "completed", last_active_at: r.last_active_at, metadata: r.metadata)
     }
@@ -183,7 +183,7 @@ final class VectorStores: Sendable {
         let strategy = try (chunking ?? .auto).validated()
         for f in fileIDs { _ = try files.get(f) }
         let id = APIRoutes.newID("vs_")
-        _ = try KnowledgeBase.open(try Collections.url(id, in: collections).path, create: true, threads: backend.configuration.threads)
+        _ = try KnowledgeBase.open(id, store: collections, create: true, threads: backend.configuration.threads)
         let now = Int(Date().timeIntervalSince1970)
         let r = VectorStoreRecord(id: id, name: name, created_at: now, last_active_at: now, metadata: metadata, chunking_strategy: strategy, files: [])
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -194,7 +194,7 @@ final class VectorStores: Sendable {
     }
 
     func list() -> [VectorStoreObject] {
-        var ids = Set(Collections.names(in: collections))
+        var ids = Set((try? Collections.names(at: collections)) ?? [])
         for f in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [] where f.hasSuffix(".json") {
             ids.insert(String(f.dropLast(5)))
         }
@@ -215,7 +215,7 @@ final class VectorStores: Sendable {
         _ = try record(id)
         pending.withLock { $0.queue.removeAll { $0.store == id } }
         backend.forgetCollection(id)
-        try? Collections.delete(id, in: collections)
+        try? Collections.delete(id, at: collections)
         try? FileManager.default.removeItem(at: url(id))
         _ = records.withLock { $0.removeValue(forKey: id) }
     }

@@ -17,6 +17,7 @@ struct GroundingOptions: ParsableArguments {
     @Option(name: .customLong("min-similarity"), help: "Below this question–passage cosine similarity the documents count as not covering the question.")
     var minSimilarity: Double = 0.25
     @Option(help: "Embedding model (default: the collection's).") var embedder: String?
+    @OptionGroup var store: StoreOption
 
     func validate() throws {
         guard k >= 1 else { throw ValidationError("-k must be at least 1") }
@@ -25,7 +26,7 @@ struct GroundingOptions: ParsableArguments {
 
     var config: GroundingConfig {
         GroundingConfig(collection: collection, k: k, candidates: candidates, mode: mode, filter: filter, reranker: reranker,
-                        minSimilarity: minSimilarity, embedder: embedder)
+                        minSimilarity: minSimilarity, embedder: embedder, store: store.spec)
     }
 }
 
@@ -39,6 +40,8 @@ struct GroundingConfig {
     var reranker = "default"
     var minSimilarity = 0.25
     var embedder: String?
+    /// --store: where the collection is.
+    var store: String?
 
     /// The ask settings these options give.
     func settings(ctx: Int?) throws -> AskSettings {
@@ -60,7 +63,7 @@ struct GroundingConfig {
         var index = IndexOptions()
         index.threads = threads
         return try runReportingErrors {
-            let kb = try KnowledgeBase.open(collection, embedder: embedder, threads: threads)
+            let kb = try KnowledgeBase.open(collection, store: try StoreLocation.parse(store), embedder: embedder, threads: threads)
             return try kb.engine(model: lm, reranker: try Rerankers.named(reranker, threads: threads), defaults: defaults, index: index)
         }
     }

@@ -53,7 +53,7 @@ struct BenchSearch: AsyncParsableCommand {
             .write(to: input, atomically: true, encoding: .utf8)
         let baseDir = work.appendingPathComponent("base")
         try? FileManager.default.removeItem(at: baseDir)
-        let store = try runReportingErrors { try Store(directory: baseDir, create: true) }
+        let store = try runReportingErrors { try SQLiteStore(directory: baseDir, create: true) }
         let ingestor = try runReportingErrors { try Ingestor(store: store, embedder: embedder) }
         let line = ProgressLine()
         let summary = try runReportingErrors {

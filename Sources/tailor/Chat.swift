@@ -24,6 +24,7 @@ struct Chat: AsyncParsableCommand {
     @Option(name: .customLong("rag-k"), help: "With -c: most passages per answer.") var ragK: Int = 5
     @Option(help: "With -c: embedding model (default: the collection's).") var embedder: String?
     @Option(help: "With -c: default, none, or a cross-encoder folder.") var reranker: String = "default"
+    @OptionGroup var store: StoreOption
     @Option(name: .customLong("min-similarity"), help: "With -c: below this similarity the documents do not cover a question.")
     var minSimilarity: Double = 0.25
 
@@ -69,7 +70,7 @@ struct Chat: AsyncParsableCommand {
     /// and its sources listed.
     func runGrounded(_ lm: LanguageModel) throws {
         var g = GroundingConfig()
-        g.collection = collection; g.k = ragK; g.candidates = max(20, ragK); g.embedder = embedder
+        g.collection = collection; g.store = store.spec; g.k = ragK; g.candidates = max(20, ragK); g.embedder = embedder
         g.reranker = reranker; g.minSimilarity = minSimilarity
         let engine = try g.makeEngine(model: lm, threads: modelOptions.threads, ctx: modelOptions.ctx,
                                       adapters: try modelOptions.adapters(lm)) { s in

@@ -16,6 +16,7 @@ struct Compare: AsyncParsableCommand {
     @Option(help: "Evaluation items (JSONL).") var eval: String
     @Option(name: [.short, .long], help: "Model: a .gguf path or a name in the model cache.") var model: String?
     @Option(name: [.customShort("c"), .long], help: "Collection for the RAG systems.") var collection: String?
+    @OptionGroup var store: StoreOption
     @Option(help: "Documents to index for the RAG systems (files or folders, repeatable).") var docs: [String] = []
     @Option(help: "A LoRA adapter for the fine-tuned systems.") var adapter: String?
     @Option(help: "Training data for the fine-tuned systems (trained here, resumable).") var train: String?
@@ -49,7 +50,7 @@ struct Compare: AsyncParsableCommand {
         guard collection == nil || docs.isEmpty else { throw ValidationError("give -c or --docs, not both") }
         guard (freshEval == nil) == freshDocs.isEmpty else { throw ValidationError("--fresh-docs and --fresh-eval go together") }
         var cfg = ComparisonConfig(evalPath: eval)
-        cfg.model = model; cfg.collection = collection; cfg.documents = docs; cfg.adapter = adapter; cfg.train = train
+        cfg.model = model; cfg.collection = collection; cfg.store = try store.location(); cfg.documents = docs; cfg.adapter = adapter; cfg.train = train
         cfg.freshDocuments = freshDocs; cfg.freshEval = freshEval; cfg.outputDirectory = output; cfg.limit = limit; cfg.threads = threads
         cfg.declared.changes = change; cfg.declared.latencyBudgetMs = latencyBudget; cfg.declared.trainingBudgetMinutes = trainingBudget
         cfg.experiment.template = template.replacingOccurrences(of: "\\n", with: "\n")

@@ -25,6 +25,7 @@ struct EvalRetrieval: AsyncParsableCommand {
     @Option(name: [.short, .long], help: "Embedding model (default: all-MiniLM-L6-v2).") var model: String?
     @Option(name: [.customShort("c"), .long], help: "Keep the ingested corpus in this collection (name or folder) and reuse it.") var collection: String?
     @Option(help: "Modes to evaluate, comma-separated.") var modes: String = "vector,keyword,hybrid"
+    @OptionGroup var store: StoreOption
     @Option(name: .customLong("chunk-tokens"), help: "Most tokens per chunk (default: the embedder's limit).") var chunkTokens: Int?
     @Option(help: "Chunks retrieved per query (enough for 100 distinct documents).") var depth: Int = 300
     @Option(name: [.short, .long], help: "Threads.") var threads: Int = ThreadPool.availableCores
@@ -40,6 +41,7 @@ struct EvalRetrieval: AsyncParsableCommand {
         }
         var evaluator = RetrievalEvaluator(corpus: corpus, queries: queries, qrels: qrels)
         evaluator.embedder = model; evaluator.collection = collection; evaluator.modes = modeList
+        evaluator.store = try store.location()
         evaluator.depth = depth; evaluator.chunkTokens = chunkTokens; evaluator.threads = threads
         let line = ProgressLine()
         let report: RetrievalEvaluator.Report

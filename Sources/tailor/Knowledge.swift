@@ -50,13 +50,26 @@ func displayPath(_ p: String) -> String {
 }
 
 /// The embedder for a collection: the one asked for, else the one that built it, else the default.
-func embedderFor(_ store: Store?, model: String?, threads: Int) throws -> SentenceEmbedder {
+func embedderFor(_ store: (any CollectionStore)?, model: String?, threads: Int) throws -> SentenceEmbedder {
     try KnowledgeBase.embedderFor(store, model: model, threads: threads)
 }
 
 struct CollectionOption: ParsableArguments {
-    @Option(name: [.customShort("c"), .long], help: "Collection: a name (stored under $TAILOR_HOME/collections) or a folder path. Default: \(Collections.defaultName).")
+    @Option(name: [.customShort("c"), .long], help: "Collection: a name (stored under $TAILOR_HOME/collections, or in --store) or a folder path. Default: \(Collections.defaultName).")
     var collection: String?
+    @OptionGroup var store: StoreOption
+}
+
+/// Where collections are kept: --store, else TAILOR_STORE, else $TAILOR_HOME/collections.
+struct StoreOption: ParsableArguments {
+    @Option(name: .customLong("store"), help: "Where collections are kept: a folder, or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE (PostgreSQL with pgvector). Default: $TAILOR_STORE, else $TAILOR_HOME/collections.")
+    var spec: String?
+
+    func validate() throws { _ = try location() }
+
+    func location() throws -> StoreLocation {
+        do { return try StoreLocation.parse(spec) } catch { throw ValidationError("\(error)") }
+    }
 }
 
 struct Ingest: AsyncParsableCommand {
@@ -91,7 +104,7 @@ struct Ingest: AsyncParsableCommand {
 
     func run() async throws {
         installInterruptHandler()
-        let kb = try runReportingErrors { try KnowledgeBase.open(target.collection, embedder: model, create: true, threads: threads) }
+        let kb = try runReportingErrors { try KnowledgeBase.open(target.collection, store: try target.store.location(), embedder: model, create: true, threads: threads) }
         let store = kb.store
         var opts = IngestOptions()
         opts.include = include; opts.exclude = exclude
@@ -130,7 +143,7 @@ struct Ingest: AsyncParsableCommand {
 
     struct IngestReport: Codable { var collection: String; var summary: IngestSummary; var stats: CollectionStats }
 
-    func printSummary(_ s: IngestSummary, store: Store) {
+    func printSummary(_ s: IngestSummary, store: any CollectionStore) {
         let stats = try? store.stats()
         var lines: [String] = []
         lines.append("Collection '\(store.name)': \(s.filesSeen) files seen — \(s.filesAdded) new, \(s.filesUpdated) changed, \(s.filesUnchanged) unchanged, \(s.filesRemoved) removed" + (s.failed.isEmpty ? "" : ", \(s.failed.count) failed"))
@@ -179,7 +192,7 @@ struct Search: AsyncParsableCommand {
         indexOptions.progress = { d, n in line.update("building the vector index: \(d)/\(n)") }
         let f = try runReportingErrors { try Filter.parse(filter) }
         let results = try runReportingErrors {
-            try KnowledgeBase.open(target.collection, embedder: model, threads: threads)
+            try KnowledgeBase.open(target.collection, store: try target.store.location(), embedder: model, threads: threads)
                 .retriever(defaults: settings, index: indexOptions).retrieve(query, k: k, filter: f)
         }
         line.finish()
@@ -240,11 +253,13 @@ struct CollectionsCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The collections, with their size.")
         @Flag(help: "Print as JSON.") var json = false
+        @OptionGroup var store: StoreOption
         func run() async throws {
-            let names = Collections.names()
-            let stats = names.compactMap { try? Store(directory: Collections.directory.appendingPathComponent($0), create: false).stats() }
+            let location = try store.location()
+            let names = try runReportingErrors { try Collections.names(at: location) }
+            let stats = names.compactMap { try? Collections.open($0, at: location).stats() }
             if json { emit(try jsonString(stats) + "\n"); return }
-            if stats.isEmpty { print("No collections in \(Collections.directory.path). Create one with `tailor ingest PATH -c NAME`."); return }
+            if stats.isEmpty { print("No collections in \(location). Create one with `tailor ingest PATH -c NAME`."); return }
             let w = max(10, stats.map(\.name.count).max() ?? 0)
             print("NAME".padding(toLength: w, withPad: " ", startingAt: 0) + "  DOCUMENTS    CHUNKS  SIZE        EMBEDDER")
             for s in stats {
@@ -258,8 +273,9 @@ struct CollectionsCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Details of one collection.")
         @Argument(help: "Collection name or folder.") var collection: String = Collections.defaultName
         @Flag(help: "Print as JSON.") var json = false
+        @OptionGroup var location: StoreOption
         func run() async throws {
-            let store = try runReportingErrors { try Collections.open(collection) }
+            let store = try runReportingErrors { try Collections.open(collection, at: try location.location()) }
             let s = try runReportingErrors { try store.stats() }
             if json { emit(try jsonString(s) + "\n"); return }
             print("Collection \(s.name) (\(s.directory))")
@@ -277,9 +293,16 @@ struct CollectionsCommand: AsyncParsableCommand {
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Check a collection's consistency: every document whole, every chunk indexed.")
         @Argument(help: "Collection name or folder.") var collection: String = Collections.defaultName
+        @Flag(help: "Print as JSON: {\"collection\", \"ok\", \"problems\"}.") var json = false
+        @OptionGroup var location: StoreOption
         func run() async throws {
-            let store = try runReportingErrors { try Collections.open(collection) }
+            let store = try runReportingErrors { try Collections.open(collection, at: try location.location()) }
             let problems = try runReportingErrors { try store.integrityProblems() }
+            if json {
+                struct CheckReport: Codable { var collection: String; var location: String; var ok: Bool; var problems: [String] }
+                emit(try jsonString(CheckReport(collection: store.name, location: store.location, ok: problems.isEmpty, problems: problems)) + "\n")
+                if problems.isEmpty { return } else { throw ExitCode.failure }
+            }
             if problems.isEmpty { print("ok: \(store.name) is consistent"); return }
             for p in problems { print("problem: \(p)") }
             note("Re-ingest the affected files, or delete and rebuild the collection.")
@@ -291,16 +314,22 @@ struct CollectionsCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a collection (its index only; your files are not touched).")
         @Argument(help: "Collection name or folder.") var collection: String
         @Flag(help: "Do not ask for confirmation.") var yes = false
+        @Flag(help: "Print the result as JSON.") var json = false
+        @OptionGroup var location: StoreOption
         func run() async throws {
-            let store = try runReportingErrors { try Collections.open(collection) }
+            let at = try location.location()
+            let store = try runReportingErrors { try Collections.open(collection, at: at) }
             let s = try runReportingErrors { try store.stats() }
             if !yes {
                 guard isatty(0) == 1 else { note("error: add --yes to delete '\(s.name)' without a prompt"); throw ExitCode.failure }
                 FileHandle.standardError.write(Data("Delete collection '\(s.name)' (\(s.documents) documents, \(s.chunks) chunks)? [y/N] ".utf8))
                 guard let a = readLine(), a.lowercased().hasPrefix("y") else { print("Kept."); return }
             }
-            try runReportingErrors { try Collections.delete(collection) }
-            print("Deleted collection '\(s.name)'.")
+            try runReportingErrors { try Collections.delete(collection, at: at) }
+            if json {
+                struct Deleted: Codable { var deleted: String; var documents: Int; var chunks: Int }
+                emit(try jsonString(Deleted(deleted: s.name, documents: s.documents, chunks: s.chunks)) + "\n")
+            } else { print("Deleted collection '\(s.name)'.") }
         }
     }
 }
@@ -315,7 +344,7 @@ struct Reindex: AsyncParsableCommand {
 
     func run() async throws {
         installInterruptHandler()
-        let kb = try runReportingErrors { try KnowledgeBase.open(target.collection, embedder: model, threads: threads) }
+        let kb = try runReportingErrors { try KnowledgeBase.open(target.collection, store: try target.store.location(), embedder: model, threads: threads) }
         let line = ProgressLine()
         let r = try runReportingErrors {
             try kb.reindex(shouldStop: { stopRequested.load(ordering: .relaxed) }) { p in

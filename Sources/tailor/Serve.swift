@@ -29,6 +29,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-body-mib"), help: "Largest request body accepted, in MiB.") var maxBodyMiB: Int = 16
     @Option(name: .customLong("prefix-cache-mib"), help: "Memory for shared prompt prefixes computed once and reused (0: off).") var prefixCacheMiB: Int = 256
     @Option(name: .customLong("max-file-mib"), help: "Largest file accepted by POST /v1/files, in MiB.") var maxFileMiB: Int = 512
+    @OptionGroup var store: StoreOption
     @Option(name: .customLong("reports"), help: "A folder of `tailor compare` reports to show on the web page (repeatable; default: $TAILOR_HOME/reports).") var reports: [String] = []
 
     func validate() throws {
@@ -56,6 +57,7 @@ struct Serve: AsyncParsableCommand {
         c.maxFileBytes = max(1, maxFileMiB) << 20
         if !reports.isEmpty { c.reportDirectories = reports.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath).standardizedFileURL } }
         c.defaultMaxTokens = min(512, maxTokens)
+        c.collections = try store.location()
         for a in adapters {
             let kv = a.split(separator: "=", maxSplits: 1).map(String.init)
             let path = URL(fileURLWithPath: (kv[1] as NSString).expandingTildeInPath).standardizedFileURL.path

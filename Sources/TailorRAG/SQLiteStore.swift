@@ -1,5 +1,5 @@
-// A collection on disk: one SQLite database (GRDB) holding files, documents, chunks with their
-// embeddings, and an FTS5 index for BM25. Every change to a document happens in one
+// A collection on disk, the embedded default backend of `CollectionStore`: one SQLite database
+// (GRDB) holding files, documents, chunks with their embeddings, and an FTS5 index for BM25. Every change to a document happens in one
 // transaction, so a crash or Ctrl-C leaves each document either old or new, never half.
 import Foundation
 import GRDB
@@ -44,10 +44,13 @@ public struct CollectionStats: Sendable, Codable {
 
 // @unchecked Sendable: its state is the database, reached only through GRDB's DatabaseQueue,
 // which serializes every access; the other properties are immutable.
-public final class Store: @unchecked Sendable {
+public final class SQLiteStore: CollectionStore, @unchecked Sendable {
     public let directory: URL
     public let name: String
     let db: DatabaseQueue
+    public var location: String { directory.path }
+    public var backend: String { "sqlite" }
+    public var cacheDirectory: URL? { directory }
 
     public static let fileName = "collection.sqlite"
     static let schemaVersion = "1"
@@ -166,17 +169,15 @@ public final class Store: @unchecked Sendable {
         }
     }
 
-    /// A document ready to store: its chunks and their embeddings.
-    public struct Prepared: Sendable {
-        public var document: Document
-        public var chunks: [Chunk]
-        public var vectors: [[Float]]
-        public init(document: Document, chunks: [Chunk], vectors: [[Float]]) { self.document = document; self.chunks = chunks; self.vectors = vectors }
+    public func documentKeys() throws -> [String: String] {
+        try db.read { db in
+            var out: [String: String] = [:]
+            for r in try Row.fetchAll(db, sql: "SELECT key, hash FROM documents") { out[r["key"]] = r["hash"] }
+            return out
+        }
     }
 
-    /// In one transaction: replaces the given documents (old chunks out, new in), removes
-    /// `deleteKeys`, and records `files`.
-    public func write(_ docs: [Prepared], deleteKeys: [String] = [], files: [FileRecord] = []) throws {
+    public func put(_ docs: [DocumentRecord], deleteKeys: [String] = [], files: [FileRecord] = []) throws {
         try db.write { db in
             for key in deleteKeys { try deleteDocument(db, key: key) }
             let now = Date().timeIntervalSince1970
@@ -185,15 +186,14 @@ public final class Store: @unchecked Sendable {
                 VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
                 """)
             let insertFTS = try db.cachedStatement(sql: "INSERT INTO chunks_fts(rowid, body) VALUES (?, ?)")
-            for p in docs {
-                try deleteDocument(db, key: p.document.key)
-                let d = p.document
+            for d in docs {
+                try deleteDocument(db, key: d.key)
                 try db.execute(sql: """
                     INSERT INTO documents(key, path, type, title, hash, metadata, text, chunk_count, ingested_at)
                     VALUES (?,?,?,?,?,?,?,?,?)
-                    """, arguments: [d.key, d.path, d.type.rawValue, d.title, d.contentHash, Self.encode(d.metadata), d.text, p.chunks.count, now])
+                    """, arguments: [d.key, d.path, d.type.rawValue, d.title, d.hash, Self.encode(d.metadata), d.text, d.chunks.count, now])
                 let docID = db.lastInsertedRowID
-                for (c, v) in zip(p.chunks, p.vectors) {
+                for (c, v) in zip(d.chunks, d.vectors) {
                     try insertChunk.execute(arguments: [docID, c.ordinal, c.text, c.start, c.end, c.headingPath.joined(separator: "\u{1F}"),
                                                         c.pageStart, c.pageEnd, c.rowStart, c.rowEnd, c.tokens, Self.blob(v)])
                     try insertFTS.execute(arguments: [db.lastInsertedRowID, c.contextualText])
@@ -207,6 +207,18 @@ public final class Store: @unchecked Sendable {
                     """, arguments: [f.path, f.hash, f.size, f.mtime, f.status, f.error, now])
             }
             try bump(db)
+        }
+    }
+
+    public func documents(_ keys: [String]) throws -> [DocumentRecord] {
+        try db.read { db in
+            try keys.compactMap { key in
+                guard let d = try Row.fetchOne(db, sql: "SELECT * FROM documents WHERE key=?", arguments: [key]) else { return nil }
+                let rows = try Row.fetchAll(db, sql: "SELECT * FROM chunks WHERE document_id=? ORDER BY ordinal, id", arguments: [d["id"] as Int64])
+                return DocumentRecord(key: d["key"], path: d["path"], type: DocumentType(rawValue: d["type"]) ?? .text, title: d["title"],
+                                      hash: d["hash"], metadata: Self.decode(d["metadata"]), text: d["text"],
+                                      chunks: rows.map(Self.chunk), vectors: rows.map { Self.floats($0["embedding"]) })
+            }
         }
     }
 
@@ -272,27 +284,33 @@ public final class Store: @unchecked Sendable {
         }
     }
 
-    static func storedChunk(_ r: Row) -> StoredChunk {
+    static func chunk(_ r: Row) -> Chunk {
         let heading: String = r["heading"]
-        let chunk = Chunk(ordinal: r["ordinal"], text: r["text"], start: r["start"], end: r["end"],
-                          headingPath: heading.isEmpty ? [] : heading.components(separatedBy: "\u{1F}"),
-                          pageStart: r["page_start"], pageEnd: r["page_end"], rowStart: r["row_start"], rowEnd: r["row_end"], tokens: r["tokens"])
-        return StoredChunk(id: r["id"], documentKey: r["key"], path: r["path"], type: DocumentType(rawValue: r["type"]) ?? .text,
-                           title: r["title"], chunk: chunk, metadata: decode(r["metadata"]))
+        return Chunk(ordinal: r["ordinal"], text: r["text"], start: r["start"], end: r["end"],
+                     headingPath: heading.isEmpty ? [] : heading.components(separatedBy: "\u{1F}"),
+                     pageStart: r["page_start"], pageEnd: r["page_end"], rowStart: r["row_start"], rowEnd: r["row_end"], tokens: r["tokens"])
     }
+
+    static func storedChunk(_ r: Row) -> StoredChunk {
+        StoredChunk(id: r["id"], documentKey: r["key"], path: r["path"], type: DocumentType(rawValue: r["type"]) ?? .text,
+                    title: r["title"], chunk: chunk(r), metadata: decode(r["metadata"]))
+    }
+
+    static func floats(_ d: Data) -> [Float] { d.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) } }
 
     /// The embeddings of these chunks (same order).
     public func embeddings(_ ids: [Int64]) throws -> [[Float]] {
         try db.read { db in
             try ids.map { id in
                 guard let d = try Data.fetchOne(db, sql: "SELECT embedding FROM chunks WHERE id=?", arguments: [id]) else { return [] }
-                return d.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+                return Self.floats(d)
             }
         }
     }
 
     /// BM25 over the FTS5 index (higher is better), optionally within the chunks `filter` allows.
-    public func keywordSearch(_ ftsQuery: String, limit: Int, filter: Filter? = nil) throws -> [(id: Int64, score: Double)] {
+    public func keywordSearch(_ query: String, limit: Int, filter: Filter?) throws -> [(id: Int64, score: Double)] {
+        let ftsQuery = Self.ftsQuery(query)
         guard !ftsQuery.isEmpty else { return [] }
         let (whereSQL, args) = filter?.sql() ?? ("", [])
         let join = whereSQL.isEmpty ? "" : "JOIN chunks c ON c.id = chunks_fts.rowid JOIN documents d ON d.id = c.document_id"
@@ -302,6 +320,15 @@ public final class Store: @unchecked Sendable {
                 .map { (id: $0[0], score: -($0[1] as Double)) }
         }
     }
+
+    /// An FTS5 query matching any of the query's words, each quoted so that FTS5 operators in
+    /// user text are taken literally.
+    static func ftsQuery(_ query: String) -> String {
+        KeywordQuery.terms(query).map { "\"\($0)\"" }.joined(separator: " OR ")
+    }
+
+    /// SQLite has no vector index of its own: the retriever keeps one in the collection's folder.
+    public func vectorSearch(_ q: [Float], k: Int, filter: Filter?, options: IndexOptions) throws -> [(id: Int64, score: Double)]? { nil }
 
     /// Ids of the chunks a filter allows.
     public func chunkIDs(matching filter: Filter) throws -> Set<Int64> {
