@@ -73,7 +73,7 @@ final class PGConnection: @unchecked Sendable {
     @discardableResult
     func query(_ sql: String, _ binds: PostgresBindings = PostgresBindings()) throws -> [PostgresRow] {
         do {
-            return try connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: Self.logger).wait().rows
+            return try wait(connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: Self.logger)).rows
         } catch {
             if connection.isClosed { broken = true }
             throw PGConnection.describe(error, url: url, connecting: false)
@@ -86,7 +86,7 @@ final class PGConnection: @unchecked Sendable {
         let futures = statements.map { connection.query(PostgresQuery(unsafeSQL: $0.0, binds: $0.1), logger: Self.logger) }
         var out: [[PostgresRow]] = [], first: (any Error)? = nil
         for f in futures {
-            do { out.append(try f.wait().rows) } catch { if first == nil { first = error }; out.append([]) }
+            do { out.append(try wait(f).rows) } catch { if first == nil { first = error }; out.append([]) }
         }
         if let first {
             if connection.isClosed { broken = true }
@@ -95,7 +95,22 @@ final class PGConnection: @unchecked Sendable {
         return out
     }
 
-    func close() { try? connection.close().wait() }
+    /// The connection closed while a statement waited for its answer.
+    struct ConnectionLost: Error {}
+
+    /// The statement's answer, or an error as soon as the connection closes (PostgresNIO may leave
+    /// a statement sent on a closing connection waiting for ever, e.g. after the server
+    /// terminated the session).
+    private func wait<T: Sendable>(_ f: EventLoopFuture<T>) throws -> T {
+        let p = f.eventLoop.makePromise(of: T.self)
+        f.cascade(to: p)
+        connection.closeFuture.whenComplete { _ in p.fail(ConnectionLost()) }
+        return try p.futureResult.wait()
+    }
+
+    func close() { if !connection.isClosed { try? connection.close().wait() } }
+
+    deinit { close() }
 
     /// SQLSTATE of a server error (e.g. 40P01 deadlock), if it is one.
     static func sqlState(_ e: any Error) -> String? {
@@ -107,6 +122,9 @@ final class PGConnection: @unchecked Sendable {
     static func describe(_ error: any Error, url: PostgresURL, connecting: Bool) -> RAGError {
         if let e = error as? RAGError { return e }
         let where_ = url.redacted
+        if error is ConnectionLost {
+            return .postgres(url: where_, detail: "the connection was lost; run the command again (finished work is kept)", sqlState: nil)
+        }
         if let e = error as? PSQLError {
             if let info = e.serverInfo {
                 let state = info[.sqlState] ?? ""
@@ -173,21 +191,36 @@ public final class PostgresCollections: @unchecked Sendable {
 
     deinit { for c in idle { c.close() } }
 
-    /// Runs `body` with a connection of the pool.
+    /// Runs `body` with a connection of the pool. A pooled connection found dead (the server
+    /// restarted or ended the session) is dropped with the other idle ones, and `body` runs once
+    /// more on a new connection (a transaction that died with its connection was rolled back).
     func withConnection<T>(_ body: (PGConnection) throws -> T) throws -> T {
-        let c: PGConnection
-        if let reused = lock.withLock({ idle.popLast() }) { c = reused } else { c = try PGConnection(url: url) }
-        defer {
-            if c.broken || c.connection.isClosed { c.close() }
-            else {
-                let closeIt = lock.withLock { () -> Bool in
-                    if idle.count < keep { idle.append(c); return false }
-                    return true
+        while true {
+            let reused = lock.withLock { idle.popLast() }
+            let c = try reused ?? PGConnection(url: url)
+            do {
+                let r = try body(c)
+                checkIn(c)
+                return r
+            } catch {
+                checkIn(c)
+                if reused != nil && (c.broken || c.connection.isClosed) {
+                    let stale = lock.withLock { () -> [PGConnection] in defer { idle.removeAll() }; return idle }
+                    for s in stale { s.close() }
+                    continue
                 }
-                if closeIt { c.close() }
+                throw error
             }
         }
-        return try body(c)
+    }
+
+    private func checkIn(_ c: PGConnection) {
+        if c.broken || c.connection.isClosed { c.close(); return }
+        let closeIt = lock.withLock { () -> Bool in
+            if idle.count < keep { idle.append(c); return false }
+            return true
+        }
+        if closeIt { c.close() }
     }
 
     /// Runs `body` in one transaction (committed if it returns, rolled back if it throws), again

@@ -310,7 +310,7 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
                 order.append(id)
             }
             var ib = PostgresBindings(); ib.append(order)
-            for r in try c.query("SELECT document_id, \(Self.chunkColumns), embedding::float4[] FROM \(s).chunks WHERE document_id = ANY($1::int8[]) ORDER BY document_id, ordinal, id", ib) {
+            for r in try c.query("SELECT c.document_id, \(Self.chunkColumns), c.embedding::float4[] FROM \(s).chunks c WHERE c.document_id = ANY($1::int8[]) ORDER BY c.document_id, c.ordinal, c.id", ib) {
                 let ra = r.makeRandomAccess()
                 let docID = try ra[0].decode(Int64.self)
                 docs[docID]?.chunks.append(try Self.chunk(r, from: 1))

@@ -402,3 +402,45 @@ struct Extract: AsyncParsableCommand {
         }
     }
 }
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy a collection to another store: SQLite to PostgreSQL and back (resumable).",
+        discussion: """
+            Copies documents, chunks with their embeddings (nothing is re-embedded) and file records. \
+            Stopped or interrupted runs resume: documents already copied are skipped. The destination \
+            ends as a mirror of the source. Example: \
+            tailor migrate -c docs --to postgresql://tailor@db.example:5432/rag
+            """)
+    @Option(name: [.customShort("c"), .long], help: "The collection to copy. Default: \(Collections.defaultName).") var collection: String?
+    @Option(help: "Where it is now: a folder or postgresql://… (default: $TAILOR_STORE, else $TAILOR_HOME/collections).") var from: String?
+    @Option(help: "Where to copy it: a folder or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE.") var to: String
+    @Option(name: .customLong("as"), help: "Name in the destination (default: the same name).") var newName: String?
+    @Flag(help: "Print the summary as JSON.") var json = false
+
+    func run() async throws {
+        installInterruptHandler()
+        let (source, destination) = try runReportingErrors { () throws -> (any CollectionStore, any CollectionStore) in
+            let src = try StoreLocation.parse(from), dst = try StoreLocation.parse(to)
+            let s = try Collections.open(collection, at: src)
+            let d = try Collections.open(newName ?? s.name, at: dst, create: true)
+            guard s.location != d.location else { throw RAGError.badInput("--to names the collection itself (\(s.location)); give another store or --as NAME") }
+            return (s, d)
+        }
+        let line = ProgressLine()
+        let start = Date()
+        let summary = try runReportingErrors {
+            try CollectionCopy.copy(from: source, to: destination, shouldStop: { stopRequested.load(ordering: .relaxed) }) { p in
+                line.update("copying \(source.name): \(p.done)/\(p.total) documents")
+            }
+        }
+        line.finish()
+        struct Report: Codable { var from: String; var to: String; var summary: CollectionCopy.Summary; var seconds: Double }
+        if json { emit(try jsonString(Report(from: source.location, to: destination.location, summary: summary, seconds: Date().timeIntervalSince(start))) + "\n") }
+        if !summary.finished { note("Stopped; run the same command again to finish (copied documents are kept)."); throw ExitCode(130) }
+        if !json {
+            print("Copied '\(source.name)' (\(source.location)) to \(destination.location): \(summary.copied) documents (\(summary.chunks) chunks) copied, "
+                  + "\(summary.alreadyThere) already there, \(summary.removed) removed, \(summary.files) file records.")
+        }
+    }
+}

@@ -17,7 +17,7 @@ struct Tailor: AsyncParsableCommand {
         commandName: "tailor",
         abstract: "Customize a local language model with your own data: retrieval, fine-tuning, or both.",
         version: "0.1.0",
-        subcommands: [Chat.self, Ask.self, Generate.self, Ingest.self, Search.self, CollectionsCommand.self, Reindex.self, Extract.self, Eval.self, Embed.self, Similarity.self, Inspect.self, Models.self, Bench.self, Serve.self, Quantize.self, Convert.self, Tune.self, Merge.self, TuneClassifier.self, Classify.self, TuneRetriever.self, Compare.self],
+        subcommands: [Chat.self, Ask.self, Generate.self, Ingest.self, Search.self, CollectionsCommand.self, Reindex.self, Migrate.self, Extract.self, Eval.self, Embed.self, Similarity.self, Inspect.self, Models.self, Bench.self, Serve.self, Quantize.self, Convert.self, Tune.self, Merge.self, TuneClassifier.self, Classify.self, TuneRetriever.self, Compare.self],
         defaultSubcommand: nil)
 }
 

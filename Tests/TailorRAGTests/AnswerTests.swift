@@ -11,7 +11,7 @@ import TailorTestSupport
         let corpus: RetrievalTests.Corpus
         let model: LanguageModel
         init() throws {
-            corpus = try RetrievalTests.Corpus()
+            corpus = try RetrievalTests.Corpus(.sqlite)
             model = try LanguageModel(TestPaths.model("SmolLM2-135M-Instruct.Q4_1.gguf"), threads: 2)
         }
         static let shared = Result { try Setup() }

@@ -9,6 +9,8 @@ final class Workspace {
     let root: URL
     let docs: URL
     let collection: URL
+    /// Run when the workspace goes (PostgreSQL collections made for it are dropped).
+    var cleanups: [() -> Void] = []
     init() throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("tailor-rag-\(UUID().uuidString)")
         docs = root.appendingPathComponent("docs")
@@ -16,7 +18,10 @@ final class Workspace {
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         try FileManager.default.copyItem(at: TestPaths.fixtureURL(Bundle.module, "docs"), to: docs)
     }
-    deinit { try? FileManager.default.removeItem(at: root) }
+    deinit {
+        for c in cleanups { c() }
+        try? FileManager.default.removeItem(at: root)
+    }
     func path(_ name: String) -> String { docs.appendingPathComponent(name).path }
     func write(_ name: String, _ text: String) throws {
         try text.write(toFile: path(name), atomically: true, encoding: .utf8)
@@ -33,10 +38,11 @@ enum SharedEmbedder {
 @Suite(.serialized) struct IngestTests {
     func chunker(_ e: SentenceEmbedder) -> Chunker { Chunker(maxTokens: 64, overlap: 16, countTokens: e.countTokens) }
 
-    @Test func ingestEveryFormatThenChangeDeleteAndReingest() throws {
+    @Test(arguments: StoreBackend.allCases)
+    func ingestEveryFormatThenChangeDeleteAndReingest(backend: StoreBackend) throws {
         let ws = try Workspace()
         let e = try SharedEmbedder.get()
-        let store = try Store(directory: ws.collection, create: true)
+        let store = try backend.make(ws)
         let ing = try Ingestor(store: store, embedder: e, chunker: chunker(e))
         let s1 = try ing.ingest([ws.docs.path])
         // 10 supported files (photo.xyz is not one); broken.pdf fails and is listed with its reason.
@@ -76,10 +82,10 @@ enum SharedEmbedder {
         #expect(st3.documents == 11 - 1 + 1)
         #expect(try store.documentHashes(path: ws.path("stores.tsv")).isEmpty)
         #expect(try store.integrityProblems().isEmpty)
-        let hits = try store.keywordSearch(Retriever.ftsQuery("workshop opens seven"), limit: 5)
+        let hits = try store.keywordSearch("workshop opens seven", limit: 5)
         let top = try store.chunks([hits[0].id])[0]
         #expect(top.path == ws.path("handbook.md") && top.text.contains("opens at seven"))
-        #expect(try store.keywordSearch(Retriever.ftsQuery("Korenmarkt"), limit: 5).isEmpty, "deleted file's chunks are gone")
+        #expect(try store.keywordSearch("Korenmarkt", limit: 5).isEmpty, "deleted file's chunks are gone")
 
         // A JSONL record removed from the file is removed from the collection.
         try ws.write("tickets.jsonl", tickets.split(separator: "\n").prefix(2).joined(separator: "\n") + "\n")
@@ -88,10 +94,11 @@ enum SharedEmbedder {
         #expect(try store.documentHashes(path: ws.path("tickets.jsonl")).count == 2)
     }
 
-    @Test func includeAndExcludeGlobs() throws {
+    @Test(arguments: StoreBackend.allCases)
+    func includeAndExcludeGlobs(backend: StoreBackend) throws {
         let ws = try Workspace()
         let e = try SharedEmbedder.get()
-        let store = try Store(directory: ws.collection, create: true)
+        let store = try backend.make(ws)
         var opts = IngestOptions()
         opts.include = ["*.md", "*.csv", "*.tsv"]
         opts.exclude = ["stores.*"]
@@ -101,24 +108,26 @@ enum SharedEmbedder {
         #expect(Set(try store.files().map { URL(fileURLWithPath: $0.path).lastPathComponent }) == ["handbook.md", "parts.csv"])
     }
 
-    @Test func anotherEmbedderIsRefused() throws {
+    @Test(arguments: StoreBackend.allCases)
+    func anotherEmbedderIsRefused(backend: StoreBackend) throws {
         let ws = try Workspace()
         let e = try SharedEmbedder.get()
-        let store = try Store(directory: ws.collection, create: true)
+        let store = try backend.make(ws)
         _ = try Ingestor(store: store, embedder: e, chunker: chunker(e)).ingest([ws.path("handbook.md")])
-        #expect(throws: RAGError.modelMismatch(collection: "collection", built: "all-MiniLM-L6-v2", requested: "other-model")) {
+        #expect(throws: RAGError.modelMismatch(collection: store.name, built: "all-MiniLM-L6-v2", requested: "other-model")) {
             try store.bind(embedderName: "other-model", dimension: 384)
         }
         let msg = RAGError.modelMismatch(collection: "c", built: "a", requested: "b").description
         #expect(msg.contains("tailor reindex -c c -m b"))
     }
 
-    @Test func stoppedRunResumesWithoutDuplicates() throws {
+    @Test(arguments: StoreBackend.allCases)
+    func stoppedRunResumesWithoutDuplicates(backend: StoreBackend) throws {
         let ws = try Workspace()
         let e = try SharedEmbedder.get()
         // Many small files so that several batches are needed.
         for i in 0..<40 { try ws.write("note-\(i).md", "# Note \(i)\n\nParagraph about topic \(i). " + String(repeating: "More words here. ", count: 30)) }
-        let store = try Store(directory: ws.collection, create: true)
+        let store = try backend.make(ws)
         var opts = IngestOptions(); opts.batchSize = 16
         let ing = try Ingestor(store: store, embedder: e, chunker: chunker(e), options: opts)
         var batches = 0
@@ -133,7 +142,7 @@ enum SharedEmbedder {
         #expect(!s2.interrupted)
         #expect(s2.documentsEmbedded + partial.documents == 51)
         // The same result as an uninterrupted run.
-        let clean = try Store(directory: ws.root.appendingPathComponent("clean"), create: true)
+        let clean = try backend.make(ws, "clean")
         _ = try Ingestor(store: clean, embedder: e, chunker: chunker(e), options: opts).ingest([ws.docs.path])
         #expect(try store.stats().documents == clean.stats().documents)
         #expect(try store.stats().chunks == clean.stats().chunks)

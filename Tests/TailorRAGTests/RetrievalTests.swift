@@ -8,26 +8,28 @@ import TailorTestSupport
     /// The fixture corpus ingested once with the real embedder.
     final class Corpus: @unchecked Sendable {
         let ws: Workspace
-        let store: Store
+        let store: any CollectionStore
         let embedder: SentenceEmbedder
-        init() throws {
+        init(_ backend: StoreBackend) throws {
             ws = try Workspace()
             embedder = try SharedEmbedder.get()
-            store = try Store(directory: ws.collection, create: true)
+            store = try backend.make(ws)
             _ = try Ingestor(store: store, embedder: embedder, chunker: Chunker(maxTokens: 64, overlap: 16, countTokens: embedder.countTokens)).ingest([ws.docs.path])
         }
-        static let shared = Result { try Corpus() }
+        static let sqlite = Result { try Corpus(.sqlite) }
+        static let postgresql = Result { try Corpus(.postgresql) }
+        static func shared(_ b: StoreBackend) throws -> Corpus { try (b == .sqlite ? sqlite : postgresql).get() }
     }
 
-    func retriever(_ mode: RetrievalMode) throws -> (Retriever, Corpus) {
-        let c = try Corpus.shared.get()
+    func retriever(_ mode: RetrievalMode, _ backend: StoreBackend = .sqlite) throws -> (Retriever, Corpus) {
+        let c = try Corpus.shared(backend)
         let r = try Retriever(store: c.store, embedder: c.embedder, defaults: RetrievalSettings(mode: mode))
         return (r, c)
     }
 
-    @Test(arguments: RetrievalMode.allCases)
-    func findsTheRightPassage(mode: RetrievalMode) throws {
-        let (r, c) = try retriever(mode)
+    @Test(arguments: RetrievalMode.allCases, StoreBackend.allCases)
+    func findsTheRightPassage(mode: RetrievalMode, backend: StoreBackend) throws {
+        let (r, c) = try retriever(mode, backend)
         let cases: [(String, String, String)] = [
             ("How often are hydraulic brakes bled with mineral oil?", "handbook.md", "bled every twelve months"),
             ("battery warranty charge cycles", "warranty.pdf", "800 charge cycles"),
@@ -43,8 +45,9 @@ import TailorTestSupport
         }
     }
 
-    @Test func citationsPointAtTheSource() throws {
-        let (r, c) = try retriever(.hybrid)
+    @Test(arguments: StoreBackend.allCases)
+    func citationsPointAtTheSource(backend: StoreBackend) throws {
+        let (r, c) = try retriever(.hybrid, backend)
         let pdf = try #require(try r.retrieve("batteries covered for charge cycles", k: 1).first)
         #expect((pdf.chunk.chunk.pageStart!...pdf.chunk.chunk.pageEnd!).contains(2) && pdf.chunk.text.contains("800 charge cycles"))
         #expect(pdf.chunk.location.hasPrefix("page"))
@@ -57,8 +60,9 @@ import TailorTestSupport
         #expect(csv.chunk.chunk.rowStart != nil)
     }
 
-    @Test func filtersRestrictResults() throws {
-        let (r, c) = try retriever(.hybrid)
+    @Test(arguments: StoreBackend.allCases)
+    func filtersRestrictResults(backend: StoreBackend) throws {
+        let (r, c) = try retriever(.hybrid, backend)
         for mode in RetrievalMode.allCases {
             let r = try Retriever(store: r.store, embedder: r.embedder, defaults: RetrievalSettings(mode: mode))
             let pdfOnly = try r.retrieve("warranty brakes returns", k: 10, filter: Filter(types: [.pdf]))
@@ -74,8 +78,9 @@ import TailorTestSupport
         #expect(throws: RAGError.self) { try Filter.parse(["nonsense"]) }
     }
 
-    @Test func hybridFusesBothRankings() throws {
-        let (r, _) = try retriever(.hybrid)
+    @Test(arguments: StoreBackend.allCases)
+    func hybridFusesBothRankings(backend: StoreBackend) throws {
+        let (r, _) = try retriever(.hybrid, backend)
         let results = try r.retrieve("chain replacement interval", k: 5)
         #expect(results.count == 5)
         for x in results {
@@ -92,8 +97,9 @@ import TailorTestSupport
         #expect(vectorOnly.map(\.chunk.id) == (try r.retrieve("chain replacement interval", k: 5, settings: RetrievalSettings(mode: .vector))).map(\.chunk.id))
     }
 
-    @Test func mmrDiversifies() throws {
-        let (r, c) = try retriever(.vector)
+    @Test(arguments: StoreBackend.allCases)
+    func mmrDiversifies(backend: StoreBackend) throws {
+        let (r, c) = try retriever(.vector, backend)
         let plain = try r.retrieve("brake pads", k: 4)
         var s = r.defaults
         s.mmrLambda = 0.3
@@ -180,7 +186,7 @@ import TailorTestSupport
     @Test func vectorCacheIsUsedAndRefreshed() throws {
         let ws = try Workspace()
         let e = try SharedEmbedder.get()
-        let store = try Store(directory: ws.collection, create: true)
+        let store = try SQLiteStore(directory: ws.collection, create: true)
         let ing = try Ingestor(store: store, embedder: e, chunker: Chunker(maxTokens: 64, overlap: 16, countTokens: e.countTokens))
         _ = try ing.ingest([ws.path("handbook.md")])
         var index = IndexOptions()
@@ -188,16 +194,16 @@ import TailorTestSupport
         let r = try Retriever(store: store, embedder: e, defaults: RetrievalSettings(mode: .vector), index: index)
         let first = try r.retrieve("brake fluid", k: 3).map(\.chunk.id)
         let gen = try store.generation()
-        let cached = try #require(VectorMatrix.cached(at: r.vectorsURL, generation: gen))
+        let cached = try #require(VectorMatrix.cached(at: r.vectorsURL!, generation: gen))
         #expect(cached.count == (try store.chunkCount()))
         let r2 = try Retriever(store: store, embedder: e, defaults: RetrievalSettings(mode: .vector), index: index)
         #expect(try r2.retrieve("brake fluid", k: 3).map(\.chunk.id) == first)
         // A change to the collection makes the cache stale; it is rebuilt with the new chunks.
         _ = try ing.ingest([ws.path("faq.html")])
-        #expect(VectorMatrix.cached(at: r.vectorsURL, generation: try store.generation()) == nil)
+        #expect(VectorMatrix.cached(at: r.vectorsURL!, generation: try store.generation()) == nil)
         let after = try r2.retrieve("return an unridden bike", k: 1)
         #expect(after.first?.chunk.path == ws.path("faq.html"))
-        #expect(VectorMatrix.cached(at: r.vectorsURL, generation: try store.generation())?.count == (try store.chunkCount()))
+        #expect(VectorMatrix.cached(at: r.vectorsURL!, generation: try store.generation())?.count == (try store.chunkCount()))
     }
 
     @Test func retrieverUsesAPersistedHNSWIndex() throws {
@@ -207,7 +213,7 @@ import TailorTestSupport
         index.kind = .hnsw
         let h = try Retriever(store: c.store, embedder: c.embedder, defaults: RetrievalSettings(mode: .vector), index: index)
         #expect(try h.retrieve("chain wear", k: 3).map(\.chunk.id) == exact, "on a tiny collection HNSW is exact")
-        #expect(FileManager.default.fileExists(atPath: h.hnswURL.path))
+        #expect(FileManager.default.fileExists(atPath: h.hnswURL!.path))
     }
 }
 

