@@ -153,6 +153,22 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
             """)
     }
 
+    /// Drops the HNSW index (a bulk load is faster without it; `buildVectorIndex` makes it again).
+    public func dropVectorIndex() throws {
+        try writing { c in try c.query("DROP INDEX IF EXISTS \(s).chunks_embedding") }
+    }
+
+    /// Builds the HNSW index if it is missing (with the server's parallel maintenance workers).
+    public func buildVectorIndex() throws {
+        try writing { c in
+            try c.query("SET LOCAL maintenance_work_mem = '1GB'")
+            try c.query("""
+                CREATE INDEX IF NOT EXISTS chunks_embedding ON \(s).chunks USING hnsw (embedding vector_cosine_ops)
+                WITH (m = \(Self.hnswM), ef_construction = \(Self.hnswEfConstruction))
+                """)
+        }
+    }
+
     public func generation() throws -> Int { try info("generation").flatMap(Int.init) ?? 0 }
 
     /// A write transaction: the collection's writers take turns; the generation is bumped.
@@ -207,28 +223,30 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
     }
 
     public func put(_ docs: [DocumentRecord], deleteKeys: [String] = [], files: [FileRecord] = []) throws {
+        // One record per key (the last one given wins, as writing them in turn would).
+        var byKey: [String: Int] = [:]
+        for (i, d) in docs.enumerated() { byKey[d.key] = i }
+        let docs = docs.enumerated().filter { byKey[$0.element.key] == $0.offset }.map(\.element)
+        let dim = try embedder()?.dimension
         for d in docs {
             guard d.chunks.count == d.vectors.count else { throw RAGError.store("\(d.key): \(d.chunks.count) chunks but \(d.vectors.count) embeddings") }
-        }
-        let dim = try embedder()?.dimension
-        try writing { c in
-            for key in deleteKeys + docs.map(\.key) { try deleteDocument(c, key: key) }
-            let now = Date().timeIntervalSince1970
-            for d in docs {
-                var b = PostgresBindings()
-                b.append(d.key); b.append(d.path); b.append(d.type.rawValue); b.append(d.title); b.append(d.hash)
-                b.append(SQLiteStore.encode(d.metadata)); b.append(d.text); b.append(d.chunks.count); b.append(now)
-                let id = try c.query("""
-                    INSERT INTO \(s).documents(key, path, type, title, hash, metadata, text, chunk_count, ingested_at)
-                    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9) RETURNING id
-                    """, b)[0].decode(Int64.self)
-                if !d.chunks.isEmpty { try insertChunks(c, document: id, d, dimension: dim) }
+            for v in d.vectors where v.count != (dim ?? v.count) || v.isEmpty {
+                throw RAGError.store("\(d.key): a \(v.count)-dimensional embedding; the collection has \(dim ?? 0) dimensions")
             }
-            for f in files {
+        }
+        // A few statements per call however many documents it holds (arrays unnested).
+        try writing { c in
+            try deleteDocuments(c, keys: deleteKeys + docs.map(\.key))
+            let now = Date().timeIntervalSince1970
+            if !docs.isEmpty { try insertDocuments(c, docs, now: now) }
+            if !files.isEmpty {
                 var b = PostgresBindings()
-                b.append(f.path); b.append(f.hash); b.append(f.size); b.append(f.mtime); b.append(f.status); b.append(f.error); b.append(now)
+                b.append(files.map(\.path)); b.append(files.map(\.hash)); b.append(files.map(\.size)); b.append(files.map(\.mtime))
+                b.append(files.map(\.status)); b.append(files.map { $0.error ?? "" }); b.append(files.map { $0.error != nil }); b.append(now)
                 try c.query("""
-                    INSERT INTO \(s).files(path, hash, size, mtime, status, error, ingested_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                    INSERT INTO \(s).files(path, hash, size, mtime, status, error, ingested_at)
+                    SELECT x.p, x.h, x.sz, x.mt, x.st, CASE WHEN x.he THEN x.e END, $8
+                    FROM unnest($1::text[], $2::text[], $3::int8[], $4::float8[], $5::text[], $6::text[], $7::bool[]) AS x(p, h, sz, mt, st, e, he)
                     ON CONFLICT (path) DO UPDATE SET hash = excluded.hash, size = excluded.size, mtime = excluded.mtime,
                         status = excluded.status, error = excluded.error, ingested_at = excluded.ingested_at
                     """, b)
@@ -236,44 +254,66 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
         }
     }
 
-    /// One statement for a document's chunks (arrays unnested; the embeddings as one flat float4
-    /// array cut into rows), then its terms' document frequencies and the collection's counters.
-    private func insertChunks(_ c: PGConnection, document id: Int64, _ d: DocumentRecord, dimension: Int?) throws {
-        let dim = d.vectors[0].count
-        guard dim > 0, d.vectors.allSatisfy({ $0.count == dim }), dimension == nil || dimension == dim else {
-            throw RAGError.store("\(d.key): embeddings of \(d.vectors.map(\.count)) dimensions, the collection has \(dimension ?? 0)")
+    /// The documents, then all their chunks in one statement (the embeddings as one flat float4
+    /// array cut into rows), then their terms' document frequencies and the collection's counters.
+    private func insertDocuments(_ c: PGConnection, _ docs: [DocumentRecord], now: Double) throws {
+        var b = PostgresBindings()
+        b.append(docs.map(\.key)); b.append(docs.map(\.path)); b.append(docs.map(\.type.rawValue))
+        b.append(docs.map { $0.title ?? "" }); b.append(docs.map { $0.title != nil }); b.append(docs.map(\.hash))
+        b.append(docs.map { SQLiteStore.encode($0.metadata) }); b.append(docs.map(\.text)); b.append(docs.map(\.chunks.count)); b.append(now)
+        var idOf: [String: Int64] = [:]
+        for r in try c.query("""
+            INSERT INTO \(s).documents(key, path, type, title, hash, metadata, text, chunk_count, ingested_at)
+            SELECT x.k, x.p, x.t, CASE WHEN x.ht THEN x.ti END, x.h, x.m::jsonb, x.tx, x.n, $10
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::text[], $7::text[], $8::text[], $9::int8[])
+                WITH ORDINALITY AS x(k, p, t, ti, ht, h, m, tx, n, i)
+            ORDER BY x.i RETURNING id, key
+            """, b) {
+            let (id, key) = try r.decode((Int64, String).self); idOf[key] = id
         }
-        let ch = d.chunks
+        let withChunks = docs.filter { !$0.chunks.isEmpty }
+        guard !withChunks.isEmpty else { return }
+        var docIDs: [Int64] = [], ch: [Chunk] = [], vectors: [Float] = []
+        for d in withChunks {
+            guard let id = idOf[d.key] else { throw RAGError.store("\(d.key): the document row was not written") }
+            docIDs += Array(repeating: id, count: d.chunks.count)
+            ch += d.chunks
+            for v in d.vectors { vectors += v }
+        }
+        let dim = withChunks[0].vectors[0].count
         let bodies = ch.map(\.contextualText)
         let normalized = bodies.map(Self.indexText)
-        var b = PostgresBindings()
-        b.append(id)
-        b.append(ch.map(\.ordinal)); b.append(ch.map(\.text)); b.append(ch.map(\.start)); b.append(ch.map(\.end))
-        b.append(ch.map { $0.headingPath.joined(separator: "\u{1F}") })
-        b.append(ch.map { $0.pageStart ?? -1 }); b.append(ch.map { $0.pageEnd ?? -1 })
-        b.append(ch.map { $0.rowStart ?? -1 }); b.append(ch.map { $0.rowEnd ?? -1 })
-        b.append(ch.map(\.tokens)); b.append(bodies); b.append(normalized); b.append(normalized.map(Self.tokenCount))
-        b.append(d.vectors.flatMap { $0 }); b.append(dim)
+        let lengths = normalized.map(Self.tokenCount)
+        var cb = PostgresBindings()
+        cb.append(docIDs)
+        cb.append(ch.map(\.ordinal)); cb.append(ch.map(\.text)); cb.append(ch.map(\.start)); cb.append(ch.map(\.end))
+        cb.append(ch.map { $0.headingPath.joined(separator: "\u{1F}") })
+        cb.append(ch.map { $0.pageStart ?? -1 }); cb.append(ch.map { $0.pageEnd ?? -1 })
+        cb.append(ch.map { $0.rowStart ?? -1 }); cb.append(ch.map { $0.rowEnd ?? -1 })
+        cb.append(ch.map(\.tokens)); cb.append(bodies); cb.append(normalized); cb.append(lengths)
+        cb.append(vectors); cb.append(dim)
         try c.query("""
             INSERT INTO \(s).chunks(document_id, ordinal, text, start, "end", heading, page_start, page_end, row_start, row_end,
                                     tokens, body, tsv, length, embedding)
-            SELECT $1, x.o, x.t, x.st, x.en, x.h, NULLIF(x.ps, -1), NULLIF(x.pe, -1), NULLIF(x.rs, -1), NULLIF(x.re, -1),
+            SELECT x.d, x.o, x.t, x.st, x.en, x.h, NULLIF(x.ps, -1), NULLIF(x.pe, -1), NULLIF(x.rs, -1), NULLIF(x.re, -1),
                    x.tk, x.b, to_tsvector('public.tailor_english', x.n), x.l,
                    (($15::float4[])[(x.i - 1) * $16 + 1 : x.i * $16])::vector
-            FROM unnest($2::int8[], $3::text[], $4::int8[], $5::int8[], $6::text[], $7::int8[], $8::int8[], $9::int8[], $10::int8[],
-                        $11::int8[], $12::text[], $13::text[], $14::int8[]) WITH ORDINALITY AS x(o, t, st, en, h, ps, pe, rs, re, tk, b, n, l, i)
+            FROM unnest($1::int8[], $2::int8[], $3::text[], $4::int8[], $5::int8[], $6::text[], $7::int8[], $8::int8[], $9::int8[],
+                        $10::int8[], $11::int8[], $12::text[], $13::text[], $14::int8[])
+                WITH ORDINALITY AS x(d, o, t, st, en, h, ps, pe, rs, re, tk, b, n, l, i)
             ORDER BY x.i
-            """, b)
-        var t = PostgresBindings(); t.append(id)
+            """, cb)
+        var t = PostgresBindings(); t.append(Array(Set(docIDs)))
         try c.query("""
             INSERT INTO \(s).terms(lexeme, df)
-            SELECT u.lexeme, count(*) FROM \(s).chunks c, unnest(c.tsv) u WHERE c.document_id = $1 GROUP BY u.lexeme ORDER BY u.lexeme
+            SELECT u.lexeme, count(*) FROM \(s).chunks c, unnest(c.tsv) u WHERE c.document_id = ANY($1::int8[]) GROUP BY u.lexeme ORDER BY u.lexeme
             ON CONFLICT (lexeme) DO UPDATE SET df = \(s).terms.df + excluded.df
             """, t)
-        try addCounters(c, chunks: ch.count, tokens: normalized.reduce(0) { $0 + Self.tokenCount($1) })
+        try addCounters(c, chunks: ch.count, tokens: lengths.reduce(0, +))
     }
 
     private func addCounters(_ c: PGConnection, chunks: Int, tokens: Int) throws {
+        guard chunks != 0 || tokens != 0 else { return }
         var b = PostgresBindings(); b.append(chunks); b.append(tokens)
         try c.query("""
             UPDATE \(s).info SET value = (value::bigint + CASE key WHEN 'chunks' THEN $1::bigint ELSE $2::bigint END)::text
@@ -281,21 +321,23 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
             """, b)
     }
 
-    private func deleteDocument(_ c: PGConnection, key: String) throws {
-        var b = PostgresBindings(); b.append(key)
-        guard let row = try c.query("SELECT id FROM \(s).documents WHERE key = $1", b).first else { return }
-        let id = try row.decode(Int64.self)
-        var i = PostgresBindings(); i.append(id)
+    /// Removes these documents (unknown keys are skipped) with their chunks, terms and counts.
+    private func deleteDocuments(_ c: PGConnection, keys: [String]) throws {
+        guard !keys.isEmpty else { return }
+        var b = PostgresBindings(); b.append(keys)
+        let ids = try c.query("SELECT id FROM \(s).documents WHERE key = ANY($1::text[])", b).map { try $0.decode(Int64.self) }
+        guard !ids.isEmpty else { return }
+        var i = PostgresBindings(); i.append(ids)
         try c.query("""
             UPDATE \(s).terms t SET df = t.df - x.n
-            FROM (SELECT u.lexeme, count(*) AS n FROM \(s).chunks c, unnest(c.tsv) u WHERE c.document_id = $1 GROUP BY u.lexeme) x
+            FROM (SELECT u.lexeme, count(*) AS n FROM \(s).chunks c, unnest(c.tsv) u WHERE c.document_id = ANY($1::int8[]) GROUP BY u.lexeme) x
             WHERE t.lexeme = x.lexeme
             """, i)
-        let counts = try c.query("SELECT count(*), coalesce(sum(length), 0)::int8 FROM \(s).chunks WHERE document_id = $1", i)[0]
+        let counts = try c.query("SELECT count(*), coalesce(sum(length), 0)::int8 FROM \(s).chunks WHERE document_id = ANY($1::int8[])", i)[0]
             .decode((Int64, Int64).self)
         try addCounters(c, chunks: -Int(counts.0), tokens: -Int(counts.1))
-        try c.query("DELETE FROM \(s).chunks WHERE document_id = $1", i)
-        try c.query("DELETE FROM \(s).documents WHERE id = $1", i)
+        try c.query("DELETE FROM \(s).chunks WHERE document_id = ANY($1::int8[])", i)
+        try c.query("DELETE FROM \(s).documents WHERE id = ANY($1::int8[])", i)
     }
 
     public func documents(_ keys: [String]) throws -> [DocumentRecord] {
@@ -324,7 +366,7 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
     public func removeFile(_ path: String) throws {
         try writing { c in
             var b = PostgresBindings(); b.append(path)
-            for r in try c.query("SELECT key FROM \(s).documents WHERE path = $1", b) { try deleteDocument(c, key: try r.decode(String.self)) }
+            try deleteDocuments(c, keys: try c.query("SELECT key FROM \(s).documents WHERE path = $1", b).map { try $0.decode(String.self) })
             try c.query("DELETE FROM \(s).files WHERE path = $1", b)
         }
     }

@@ -4,6 +4,7 @@
 // new points between pairs of them (plus a little noise), so that every size has the structure
 // of real embeddings without exact duplicates; their texts repeat, for the keyword index.
 import Foundation
+import PostgresNIO
 import TailorKernels
 import TailorModels
 
@@ -22,6 +23,12 @@ public struct SearchBenchResult: Codable, Sendable {
     public var hnswRecallAt10: Double
     public var efSearch: Int
     public var storeBytes: Int64
+    /// "sqlite" or "postgresql".
+    public var backend: String = "sqlite"
+    /// PostgreSQL: the same queries sent as bare SQL (pgvector's own query, no retriever around
+    /// it), HNSW p50/p95 in ms.
+    public var rawHnswP50ms: Double? = nil
+    public var rawHnswP95ms: Double? = nil
 }
 
 public enum SearchBenchmark {
@@ -59,6 +66,92 @@ public enum SearchBenchmark {
         return VectorMatrix.normalized(v)
     }
 
+    /// The benchmark's documents: one chunk each, a base text and a vector per row.
+    static func batch(_ range: Range<Int>, baseTexts: [String], base: VectorMatrix) -> [Prepared] {
+        range.map { j in
+            let text = baseTexts[j % baseTexts.count]
+            let doc = Document(path: "/bench/doc-\(j / 100).txt", key: "/bench/doc-\(j / 100).txt#\(j)", type: .text, blocks: [Block(.paragraph, text)])
+            let chunk = Chunk(ordinal: 0, text: doc.text, start: 0, end: doc.text.unicodeScalars.count, headingPath: [], tokens: 0)
+            return Prepared(document: doc, chunks: [chunk], vectors: [vector(j, base: base)])
+        }
+    }
+
+    /// Builds a collection of `n` chunks in PostgreSQL and measures it: loading (documents and
+    /// chunks written as by ingest, the HNSW index built after the load, as pgvector advises for
+    /// bulk loads), exact and HNSW search through the store, HNSW recall@10 against exact, BM25,
+    /// and pgvector's bare query for comparison.
+    public static func runPostgres(n: Int, baseTexts: [String], base: VectorMatrix, queries: [[Float]], queryTexts: [String],
+                                   embedderName: String, location: PostgresURL, efSearch: Int,
+                                   progress: @escaping (String) -> Void) throws -> SearchBenchResult {
+        let db = try PostgresCollections.shared(location)
+        let name = "bench-search-\(n)"
+        if try db.collectionNames().contains(name) { try db.dropCollection(name) }
+        defer { try? db.dropCollection(name) }
+        let store = try PostgresStore(database: db, name: name, create: true)
+        try store.bind(embedderName: embedderName, dimension: base.dimension)
+        try store.dropVectorIndex()
+        let t0 = Date()
+        var i = 0
+        let perTx = 2000
+        while i < n {
+            try store.write(batch(i..<min(n, i + perTx), baseTexts: baseTexts, base: base))
+            i += perTx
+            progress(String(format: "%d chunks: storing %d/%d in PostgreSQL (%.0f chunks/s)", n, min(i, n), n, Double(min(i, n)) / Date().timeIntervalSince(t0)))
+        }
+        let storeRate = Double(n) / Date().timeIntervalSince(t0)
+        progress("\(n) chunks: building the HNSW index in PostgreSQL")
+        let t2 = Date()
+        try store.buildVectorIndex()
+        let buildSeconds = Date().timeIntervalSince(t2)
+        try db.withConnection { c in _ = try c.query("ANALYZE \(store.s).chunks") }
+        var exactOptions = IndexOptions(), hnswOptions = IndexOptions()
+        exactOptions.kind = .exact
+        hnswOptions.kind = .hnsw; hnswOptions.efSearch = efSearch
+        var exactTimes: [Double] = [], truth: [Set<Int64>] = []
+        for (qi, q) in queries.enumerated() {
+            let s = Date()
+            let r = try store.vectorSearch(q, k: 10, filter: nil, options: exactOptions) ?? []
+            exactTimes.append(Date().timeIntervalSince(s) * 1000)
+            truth.append(Set(r.map(\.id)))
+            if qi % 20 == 0 { progress("\(n) chunks: exact search \(qi)/\(queries.count)") }
+        }
+        var hTimes: [Double] = [], hit = 0
+        for (qi, q) in queries.enumerated() {
+            let s = Date()
+            let r = try store.vectorSearch(q, k: 10, filter: nil, options: hnswOptions) ?? []
+            hTimes.append(Date().timeIntervalSince(s) * 1000)
+            hit += r.filter { truth[qi].contains($0.id) }.count
+        }
+        // pgvector's own query, as any client would send it.
+        var raw: [Double] = []
+        try db.withConnection { c in
+            try c.query("SET hnsw.ef_search = \(efSearch)")
+            for q in queries {
+                var b = PostgresBindings(); b.append(q)
+                let s = Date()
+                _ = try c.query("SELECT id FROM \(store.s).chunks ORDER BY embedding <=> $1::float4[]::vector LIMIT 10", b)
+                raw.append(Date().timeIntervalSince(s) * 1000)
+            }
+            try c.query("RESET hnsw.ef_search")
+        }
+        var kwTimes: [Double] = []
+        for q in queryTexts {
+            let s = Date()
+            _ = try store.keywordSearch(q, limit: 10)
+            kwTimes.append(Date().timeIntervalSince(s) * 1000)
+        }
+        let bytes = try store.stats().bytes
+        var r = SearchBenchResult(
+            chunks: n, storeChunksPerSecond: storeRate, loadVectorsSeconds: 0,
+            exactP50ms: percentile(exactTimes, 0.5), exactP95ms: percentile(exactTimes, 0.95),
+            keywordP50ms: percentile(kwTimes, 0.5), keywordP95ms: percentile(kwTimes, 0.95),
+            hnswBuildSeconds: buildSeconds, hnswP50ms: percentile(hTimes, 0.5), hnswP95ms: percentile(hTimes, 0.95),
+            hnswRecallAt10: Double(hit) / Double(max(1, truth.reduce(0) { $0 + $1.count })), efSearch: efSearch, storeBytes: bytes)
+        r.backend = "postgresql"
+        r.rawHnswP50ms = percentile(raw, 0.5); r.rawHnswP95ms = percentile(raw, 0.95)
+        return r
+    }
+
     /// Builds a collection of `n` chunks in `directory` and measures it.
     public static func run(n: Int, baseTexts: [String], base: VectorMatrix, queries: [[Float]], queryTexts: [String],
                            embedderName: String, directory: URL, efSearch: Int, threads: Int,
@@ -71,14 +164,7 @@ public enum SearchBenchmark {
         var i = 0
         let perTx = 2000
         while i < n {
-            var batch: [Prepared] = []
-            for j in i..<min(n, i + perTx) {
-                let text = baseTexts[j % baseTexts.count]
-                let doc = Document(path: "/bench/doc-\(j / 100).txt", key: "/bench/doc-\(j / 100).txt#\(j)", type: .text, blocks: [Block(.paragraph, text)])
-                let chunk = Chunk(ordinal: 0, text: doc.text, start: 0, end: doc.text.unicodeScalars.count, headingPath: [], tokens: 0)
-                batch.append(Prepared(document: doc, chunks: [chunk], vectors: [vector(j, base: base)]))
-            }
-            try store.write(batch)
+            try store.write(batch(i..<min(n, i + perTx), baseTexts: baseTexts, base: base))
             i += perTx
             let rate = Double(i) / Date().timeIntervalSince(t0)
             progress(String(format: "%d chunks: storing %d/%d (%.0f chunks/s)", n, min(i, n), n, rate))

@@ -23,6 +23,7 @@ struct BenchSearch: AsyncParsableCommand {
     @Option(name: [.short, .long], help: "Threads.") var threads: Int = ThreadPool.availableCores
     @Option(help: "Folder for the benchmark collections (default: a temporary folder, removed afterwards).") var workdir: String?
     @Option(help: "Write vectors-N.npy, truth-N.npy and queries.npy here for the peer benchmark.") var export: String?
+    @Option(name: .customLong("store"), help: "Measure collections in this PostgreSQL database instead of SQLite: postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE.") var storeURL: String?
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
@@ -78,15 +79,21 @@ struct BenchSearch: AsyncParsableCommand {
         var results: [SearchBenchResult] = []
         for n in sizeList {
             if stopRequested.load(ordering: .relaxed) { throw ExitCode(130) }
-            let r = try runReportingErrors {
-                try SearchBenchmark.run(n: n, baseTexts: baseTexts, base: baseMatrix, queries: qv, queryTexts: qs,
-                                        embedderName: embedder.name, directory: work.appendingPathComponent("size-\(n)"),
-                                        efSearch: ef, threads: threads, export: exportURL) { line.update($0) }
+            let location = try runReportingErrors { try storeURL.map { try StoreLocation.parse($0) } }
+            let r = try runReportingErrors { () throws -> SearchBenchResult in
+                if case .postgres(let url) = location {
+                    return try SearchBenchmark.runPostgres(n: n, baseTexts: baseTexts, base: baseMatrix, queries: qv, queryTexts: qs,
+                                                           embedderName: embedder.name, location: url, efSearch: ef) { line.update($0) }
+                }
+                return try SearchBenchmark.run(n: n, baseTexts: baseTexts, base: baseMatrix, queries: qv, queryTexts: qs,
+                                               embedderName: embedder.name, directory: work.appendingPathComponent("size-\(n)"),
+                                               efSearch: ef, threads: threads, export: exportURL) { line.update($0) }
             }
             line.finish()
             try? FileManager.default.removeItem(at: work.appendingPathComponent("size-\(n)"))
             results.append(r)
             if !json {
+                if let p50 = r.rawHnswP50ms, let p95 = r.rawHnswP95ms { print(String(format: "%8d chunks (PostgreSQL): pgvector's bare query p50 %.3f ms p95 %.3f ms", n, p50, p95)) }
                 print(String(format: "%8d chunks: store %.0f chunks/s; exact p50 %.2f ms p95 %.2f ms; HNSW build %.1f s, p50 %.3f ms p95 %.3f ms, recall@10 %.4f (ef %d); keyword p50 %.2f ms p95 %.2f ms",
                              n, r.storeChunksPerSecond, r.exactP50ms, r.exactP95ms, r.hnswBuildSeconds, r.hnswP50ms, r.hnswP95ms, r.hnswRecallAt10, ef, r.keywordP50ms, r.keywordP95ms))
             }
