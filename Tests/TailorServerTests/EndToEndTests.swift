@@ -173,6 +173,38 @@ import TailorTestSupport
         #expect(r["wrong_purpose"] as? Int == 400)
     }
 
+    /// Vector stores kept in PostgreSQL (`tailor serve --store postgresql://…`), driven by the
+    /// openai client: the same answers as with the SQLite collections.
+    @Test func vectorStoresInPostgreSQL() throws {
+        let f = try Fixtures.shared.get()
+        let url = try TestPostgres.url()
+        let home = try Self.makeHome()
+        defer { try? FileManager.default.removeItem(at: home) }
+        let server = try RunningServer(home: home, arguments: ["-m", f.model, "--store", url])
+        defer { server.stop() }
+        #expect(server.waitUntilUp(), "tailor serve did not answer on port \(server.port): \(server.output)")
+        let (status, o, e) = try Self.python("vector_stores_client.py", ["http://127.0.0.1:\(server.port)/v1", "sekret", f.model])
+        #expect(status == 0, "openai client failed: \(e)\n\(server.output)")
+        let r = try #require(try? JSONSerialization.jsonObject(with: o) as? [String: Any], "\(String(decoding: o, as: UTF8.self))")
+        #expect(r["statuses"] as? [String] == ["completed", "completed"], "\(r)")
+        #expect(r["listed"] as? Bool == true)
+        #expect((r["search"] as? [String])?.first == "tyres.md" && (r["top_text"] as? String)?.contains("42 mm") == true, "\(r)")
+        #expect(r["filtered"] as? [String] == ["lights.md"])
+        #expect((r["citations"] as? [String] ?? []).contains { $0.hasSuffix("tyres.md") }, "\(r)")
+        #expect(!(r["after_remove"] as? [String] ?? ["?"]).contains("lights.md"))
+        #expect(r["deleted"] as? Bool == true && r["listed_after_delete"] as? Bool == false)
+        // The store was a collection in PostgreSQL (and is gone with it).
+        let id = try #require(r["store_id"] as? String)
+        let list = Process()
+        list.executableURL = TestPaths.tailorBinary
+        list.arguments = ["collections", "--store", url, "--json"]
+        let pipe = Pipe(); list.standardOutput = pipe
+        try list.run()
+        let listed = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        list.waitUntilExit()
+        #expect(list.terminationStatus == 0 && !listed.contains(id))
+    }
+
     /// A fine-tuning job and an ingest under way when the server is killed resume when it starts
     /// again (the job from its last checkpoint), and finish.
     @Test func jobsAndIngestsResumeAfterARestart() throws {
