@@ -254,11 +254,14 @@ public final class PostgresCollections: @unchecked Sendable {
     func setUp() throws {
         try transaction { c in
             try c.query("SELECT pg_advisory_xact_lock(\(Self.setupLock))")
-            do { try c.query("CREATE EXTENSION IF NOT EXISTS vector") } catch {
-                let available = (try? c.query("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"))?.isEmpty == false
-                throw RAGError.postgres(url: url.redacted, detail: available
-                    ? "the pgvector extension is installed but cannot be enabled by \(url.user) (\(error)); ask the database owner to run CREATE EXTENSION vector in \(url.database)"
-                    : "the pgvector extension is not installed on this server; install pgvector (0.8 or later) or use a server that has it", sqlState: nil)
+            if try c.query("SELECT 1 FROM pg_extension WHERE extname = 'vector'").isEmpty {
+                guard try !c.query("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").isEmpty else {
+                    throw RAGError.postgres(url: url.redacted, detail: "the pgvector extension is not installed on this server; install pgvector (0.8 or later) or use a server that has it", sqlState: nil)
+                }
+                do { try c.query("CREATE EXTENSION IF NOT EXISTS vector") } catch {
+                    let why = (error as? RAGError).map { if case .postgres(_, let d, _) = $0 { return d } else { return "\($0)" } } ?? "\(error)"
+                    throw RAGError.postgres(url: url.redacted, detail: "pgvector is installed but \(url.user) may not enable it here (\(why)); ask the database owner to run CREATE EXTENSION vector in \(url.database)", sqlState: nil)
+                }
             }
             try c.query("""
                 CREATE TABLE IF NOT EXISTS public.tailor_collections(

@@ -161,7 +161,7 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
     /// Builds the HNSW index if it is missing (with the server's parallel maintenance workers).
     public func buildVectorIndex() throws {
         try writing { c in
-            try c.query("SET LOCAL maintenance_work_mem = '1GB'")
+            try c.query("SET LOCAL maintenance_work_mem = '4GB'")
             try c.query("""
                 CREATE INDEX IF NOT EXISTS chunks_embedding ON \(s).chunks USING hnsw (embedding vector_cosine_ops)
                 WITH (m = \(Self.hnswM), ef_construction = \(Self.hnswEfConstruction))

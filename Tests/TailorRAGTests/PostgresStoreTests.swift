@@ -100,6 +100,17 @@ import TailorTestSupport
         #expect(down.contains("cannot connect") && down.contains("127.0.0.1:1") && !down.contains("secret"), "\(down)")
         let nodb = message("postgresql://\(good.user):\(good.password ?? "")@\(good.host):\(good.port)/no_such_db")
         #expect(nodb.contains("no_such_db") && nodb.contains("does not exist"), "\(nodb)")
+        // A user who may not enable pgvector in a database that does not have it yet.
+        let admin = try PGConnection(url: good)
+        defer { admin.close() }
+        if try admin.query("SELECT 1 FROM pg_roles WHERE rolname = 'tailor_plain'").isEmpty {
+            _ = try? admin.query("CREATE ROLE tailor_plain LOGIN PASSWORD 'plain'")
+        }
+        if try admin.query("SELECT 1 FROM pg_database WHERE datname = 'tailor_noext'").isEmpty {
+            _ = try? admin.query("CREATE DATABASE tailor_noext")
+        }
+        let noext = message("postgresql://tailor_plain:plain@\(good.host):\(good.port)/tailor_noext")
+        #expect(noext.contains("pgvector") && noext.contains("CREATE EXTENSION vector") && noext.contains("tailor_noext"), "\(noext)")
         #expect(throws: RAGError.self) { try StoreLocation.parse("mysql://x@y/z") }
         #expect(PostgresURL.redact("postgresql://a:b@c/d") == "postgresql://a:***@c/d")
     }
