@@ -8,10 +8,13 @@
 //   chunks                      text and position, `embedding vector(D)` with an HNSW index
 //                               (cosine; m = 16, ef_construction = 64), `tsv tsvector` with a
 //                               GIN index, `length` (tokens, for BM25)
+//   postings(lexeme, chunk_id,  the keyword index BM25 reads: one row per chunk and word, with
+//            tf, len)           its count and the chunk's length (a B-tree on (lexeme, chunk))
 //   terms(lexeme, df)           document frequencies, kept in step by every write
 //   pending_embeddings          re-embedding in progress
 // Keyword search ranks with BM25 (k1 = 1.2, b = 0.75, FTS5's formula and idf floor) computed
-// from `terms` and `length`, so both backends rank alike; the text reaches `to_tsvector`
+// from `postings` and `terms`, so both backends rank alike (the tsvector's GIN index serves
+// SQL users' own `@@` queries); the text reaches `to_tsvector`
 // lower-cased, without diacritics and split at every non-alphanumeric character, as FTS5's
 // unicode61 tokenizer splits it. Every write transaction takes the collection's advisory lock:
 // concurrent writers (several `tailor ingest` at once) queue for the moment of writing (their
@@ -51,6 +54,31 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
         if !exists {
             guard create else { throw RAGError.collectionNotFound(name, known: try database.collectionNames()) }
             try createSchema()
+        } else {
+            try upgrade()
+        }
+    }
+
+    static func postingsTable(_ s: String) -> String {
+        """
+        CREATE TABLE \(s).postings(lexeme text NOT NULL, chunk_id bigint NOT NULL REFERENCES \(s).chunks(id) ON DELETE CASCADE,
+            tf integer NOT NULL, len integer NOT NULL, PRIMARY KEY (lexeme, chunk_id))
+        """
+    }
+    static func postingsIndex(_ s: String) -> String { "CREATE INDEX postings_chunk ON \(s).postings(chunk_id)" }
+
+    /// Collections made before the postings table (schema 1) get it, filled from their tsvectors.
+    private func upgrade() throws {
+        guard try info("schema") == "1" else { return }
+        try writing { c in
+            guard try Self.info(c, s, "schema") == "1" else { return }
+            try c.query(Self.postingsTable(s))
+            try c.query(Self.postingsIndex(s))
+            try c.query("""
+                INSERT INTO \(s).postings(lexeme, chunk_id, tf, len)
+                SELECT u.lexeme, c.id, array_length(u.positions, 1), c.length FROM \(s).chunks c, unnest(c.tsv) u
+                """)
+            try setInfo(c, "schema", "2")
         }
     }
 
@@ -84,12 +112,13 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
                 "CREATE INDEX chunks_document ON \(s).chunks(document_id)",
                 "CREATE INDEX chunks_tsv ON \(s).chunks USING gin(tsv)",
                 "CREATE TABLE \(s).terms(lexeme text PRIMARY KEY, df integer NOT NULL)",
+                Self.postingsTable(s), Self.postingsIndex(s),
                 "CREATE TABLE \(s).pending_embeddings(chunk_id bigint PRIMARY KEY, embedding vector NOT NULL)",
             ] { try c.query(sql) }
             var b = PostgresBindings()
             b.append(String(Date().timeIntervalSince1970))
             try c.query("""
-                INSERT INTO \(s).info(key, value) VALUES ('schema', '1'), ('created_at', $1), ('generation', '0'),
+                INSERT INTO \(s).info(key, value) VALUES ('schema', '2'), ('created_at', $1), ('generation', '0'),
                     ('chunks', '0'), ('tokens', '0')
                 """, b)
             var r = PostgresBindings(); r.append(name); r.append(schema); r.append(Date().timeIntervalSince1970)
@@ -305,6 +334,10 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
             """, cb)
         var t = PostgresBindings(); t.append(Array(Set(docIDs)))
         try c.query("""
+            INSERT INTO \(s).postings(lexeme, chunk_id, tf, len)
+            SELECT u.lexeme, c.id, array_length(u.positions, 1), c.length FROM \(s).chunks c, unnest(c.tsv) u WHERE c.document_id = ANY($1::int8[])
+            """, t)
+        try c.query("""
             INSERT INTO \(s).terms(lexeme, df)
             SELECT u.lexeme, count(*) FROM \(s).chunks c, unnest(c.tsv) u WHERE c.document_id = ANY($1::int8[]) GROUP BY u.lexeme ORDER BY u.lexeme
             ON CONFLICT (lexeme) DO UPDATE SET df = \(s).terms.df + excluded.df
@@ -470,13 +503,13 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
                  st AS (SELECT (SELECT value::float8 FROM \(s).info WHERE key = 'chunks') AS n,
                                (SELECT value::float8 FROM \(s).info WHERE key = 'tokens') AS total),
                  q AS (SELECT t.lexeme, greatest(ln((st.n - t.df + 0.5) / (t.df + 0.5)), 1e-6) AS idf
-                       FROM \(s).terms t JOIN ql ON ql.lexeme = t.lexeme, st WHERE t.df > 0),
-                 tq AS (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS query FROM q)
-            SELECT c.id, sum(q.idf * (array_length(u.positions, 1) * \(Self.k1 + 1))
-                             / (array_length(u.positions, 1) + \(Self.k1) * (\(1 - Self.b) + \(Self.b) * c.length / (st.total / st.n)))) AS score
-            FROM tq, st, \(s).chunks c \(filterJoin), unnest(c.tsv) u JOIN q ON q.lexeme = u.lexeme
-            WHERE tq.query IS NOT NULL AND c.tsv @@ tq.query \(whereSQL.isEmpty ? "" : "AND " + whereSQL)
-            GROUP BY c.id ORDER BY score DESC, c.id LIMIT $2
+                       FROM \(s).terms t JOIN ql ON ql.lexeme = t.lexeme, st WHERE t.df > 0)
+            SELECT p.chunk_id, sum(q.idf * (p.tf * \(Self.k1 + 1))
+                                   / (p.tf + \(Self.k1) * (\(1 - Self.b) + \(Self.b) * p.len / (st.total / st.n)))) AS score
+            FROM q JOIN \(s).postings p ON p.lexeme = q.lexeme CROSS JOIN st
+            \(filterJoin.isEmpty ? "" : "JOIN \(s).chunks c ON c.id = p.chunk_id " + filterJoin)
+            \(whereSQL.isEmpty ? "" : "WHERE " + whereSQL)
+            GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT $2
             """
         return try database.withConnection { c in
             try c.query(sql, b).map { r in let (id, score) = try r.decode((Int64, Double).self); return (id: id, score: score) }
@@ -665,6 +698,10 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
                 WHERE x.n IS DISTINCT FROM t.df
                 """)[0].decode(Int64.self)
             if wrongDF > 0 { out.append("\(wrongDF) keyword-index terms with a wrong document frequency") }
+            let (postings, expected) = try c.query("""
+                SELECT (SELECT count(*) FROM \(s).postings), (SELECT count(*) FROM \(s).chunks c, unnest(c.tsv) u)
+                """)[0].decode((Int64, Int64).self)
+            if postings != expected { out.append("\(postings) keyword postings for \(expected) chunk words") }
             if let dim {
                 let wrong = try c.query("SELECT count(*) FROM \(s).chunks WHERE vector_dims(embedding) <> \(dim)")[0].decode(Int64.self)
                 if wrong > 0 { out.append("\(wrong) chunks with an embedding that is not \(dim)-dimensional") }

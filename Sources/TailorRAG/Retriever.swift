@@ -3,7 +3,6 @@
 // fusion by reciprocal rank (Cormack et al. 2009, k = 60), with metadata filters and optional
 // maximal-marginal-relevance diversification (Carbonell & Goldstein 1998).
 import Foundation
-import GRDB
 import Synchronization
 import TailorKernels
 import TailorModels
@@ -50,28 +49,6 @@ public struct Filter: Sendable, Equatable {
         return f
     }
 
-    /// A WHERE clause over `d` (documents) and its arguments.
-    func sql() -> (String, [DatabaseValueConvertible?]) {
-        var parts: [String] = [], args: [DatabaseValueConvertible?] = []
-        if !paths.isEmpty {
-            var ors: [String] = []
-            for p in paths {
-                if p.hasPrefix("/") { ors.append("d.path GLOB ?"); args.append(p) }
-                else { ors.append("(d.path GLOB ? OR d.path GLOB ?)"); args.append("*/" + p); args.append(p) }
-            }
-            parts.append("(" + ors.joined(separator: " OR ") + ")")
-        }
-        if !types.isEmpty {
-            parts.append("d.type IN (" + types.map { _ in "?" }.joined(separator: ",") + ")")
-            args += types.map(\.rawValue)
-        }
-        for (k, v) in metadata.sorted(by: { $0.key < $1.key }) {
-            if k == "title" { parts.append("d.title GLOB ?") }
-            else { parts.append("json_extract(d.metadata, ?) GLOB ?"); args.append("$.\"" + k.replacingOccurrences(of: "\"", with: "") + "\"") }
-            args.append(v)
-        }
-        return (parts.joined(separator: " AND "), args)
-    }
 }
 
 /// How one search runs: passed with each call, so one retriever serves many requests.

@@ -76,6 +76,20 @@ public enum SearchBenchmark {
         }
     }
 
+    /// Writes the `n` chunks in transactions of 2000; the chunks stored per second.
+    static func load(_ store: any CollectionStore, n: Int, baseTexts: [String], base: VectorMatrix,
+                     progress: (String) -> Void) throws -> Double {
+        let t0 = Date()
+        var i = 0
+        while i < n {
+            let end = min(n, i + 2000)
+            try store.write(batch(i..<end, baseTexts: baseTexts, base: base))
+            i = end
+            progress(String(format: "%d chunks: storing %d/%d in %@ (%.0f chunks/s)", n, i, n, store.backend, Double(i) / Date().timeIntervalSince(t0)))
+        }
+        return Double(n) / Date().timeIntervalSince(t0)
+    }
+
     /// Builds a collection of `n` chunks in PostgreSQL and measures it: loading (documents and
     /// chunks written as by ingest, the HNSW index built after the load, as pgvector advises for
     /// bulk loads), exact and HNSW search through the store, HNSW recall@10 against exact, BM25,
@@ -90,15 +104,7 @@ public enum SearchBenchmark {
         let store = try PostgresStore(database: db, name: name, create: true)
         try store.bind(embedderName: embedderName, dimension: base.dimension)
         try store.dropVectorIndex()
-        let t0 = Date()
-        var i = 0
-        let perTx = 2000
-        while i < n {
-            try store.write(batch(i..<min(n, i + perTx), baseTexts: baseTexts, base: base))
-            i += perTx
-            progress(String(format: "%d chunks: storing %d/%d in PostgreSQL (%.0f chunks/s)", n, min(i, n), n, Double(min(i, n)) / Date().timeIntervalSince(t0)))
-        }
-        let storeRate = Double(n) / Date().timeIntervalSince(t0)
+        let storeRate = try load(store, n: n, baseTexts: baseTexts, base: base, progress: progress)
         progress("\(n) chunks: building the HNSW index in PostgreSQL")
         let t2 = Date()
         try store.buildVectorIndex()
@@ -159,17 +165,7 @@ public enum SearchBenchmark {
         try? FileManager.default.removeItem(at: directory)
         let store = try SQLiteStore(directory: directory, create: true)
         try store.bind(embedderName: embedderName, dimension: base.dimension)
-        // Store throughput.
-        let t0 = Date()
-        var i = 0
-        let perTx = 2000
-        while i < n {
-            try store.write(batch(i..<min(n, i + perTx), baseTexts: baseTexts, base: base))
-            i += perTx
-            let rate = Double(i) / Date().timeIntervalSince(t0)
-            progress(String(format: "%d chunks: storing %d/%d (%.0f chunks/s)", n, min(i, n), n, rate))
-        }
-        let storeRate = Double(n) / Date().timeIntervalSince(t0)
+        let storeRate = try load(store, n: n, baseTexts: baseTexts, base: base, progress: progress)
         // Load the vectors as a search would.
         let t1 = Date()
         let (ids, data, dim) = try store.vectors()

@@ -186,13 +186,15 @@ import TailorTestSupport
         let (status, o, e) = try Self.python("vector_stores_client.py", ["http://127.0.0.1:\(server.port)/v1", "sekret", f.model])
         #expect(status == 0, "openai client failed: \(e)\n\(server.output)")
         let r = try #require(try? JSONSerialization.jsonObject(with: o) as? [String: Any], "\(String(decoding: o, as: UTF8.self))")
-        #expect(r["statuses"] as? [String] == ["completed", "completed"], "\(r)")
-        #expect(r["listed"] as? Bool == true)
-        #expect((r["search"] as? [String])?.first == "tyres.md" && (r["top_text"] as? String)?.contains("42 mm") == true, "\(r)")
-        #expect(r["filtered"] as? [String] == ["lights.md"])
-        #expect((r["citations"] as? [String] ?? []).contains { $0.hasSuffix("tyres.md") }, "\(r)")
+        let statuses = (r["store_files"] as? [[Any]] ?? []).map { $0.last as? String }
+        #expect(statuses == ["completed", "completed"], "\(r)")
+        #expect(r["stores_listed"] as? Bool == true)
+        let hits = r["search"] as? [[String: Any]] ?? []
+        #expect(hits.first?["filename"] as? String == "tyres.md" && (hits.first?["text"] as? String)?.contains("42 mm") == true, "\(r)")
+        #expect(r["filtered_search"] as? [String] == ["lights.md"])
+        #expect((r["store_citations"] as? [String] ?? []).contains { $0.hasSuffix("tyres.md") }, "\(r)")
         #expect(!(r["after_remove"] as? [String] ?? ["?"]).contains("lights.md"))
-        #expect(r["deleted"] as? Bool == true && r["listed_after_delete"] as? Bool == false)
+        #expect(r["store_deleted"] as? Bool == true && r["listed_after_delete"] as? Bool == false)
         // The store was a collection in PostgreSQL (and is gone with it).
         let id = try #require(r["store_id"] as? String)
         let list = Process()
