@@ -176,6 +176,9 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
     private func fixDimension(_ c: PGConnection, _ dimension: Int) throws {
         try c.query("DROP INDEX IF EXISTS \(s).chunks_embedding")
         try c.query("ALTER TABLE \(s).chunks ALTER COLUMN embedding TYPE vector(\(dimension))")
+        // Vectors stay in the row (MAIN: out of line only if the row cannot hold them), so a scan
+        // reads them without detoasting; the texts go out of line first.
+        try c.query("ALTER TABLE \(s).chunks ALTER COLUMN embedding SET STORAGE MAIN")
         try c.query("""
             CREATE INDEX chunks_embedding ON \(s).chunks USING hnsw (embedding vector_cosine_ops)
             WITH (m = \(Self.hnswM), ef_construction = \(Self.hnswEfConstruction))
