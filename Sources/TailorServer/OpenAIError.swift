@@ -68,6 +68,8 @@ public struct OpenAIError: Error, HTTPResponseError, Sendable {
         if let e = error as? RAGError {
             let d = "\(e)"
             if case .collectionNotFound = e { return .notFound(d, code: "collection_not_found") }
+            // The collections' database is down or refused us: not the client's fault, try later.
+            if case .postgres = e { return OpenAIError(status: .serviceUnavailable, message: d, type: "server_error", code: "store_unavailable", retryAfter: 5) }
             return .badRequest(d)
         }
         if let e = error as? DecodingError { return .badRequest("The request body is not valid JSON for this endpoint: \(describe(e))") }

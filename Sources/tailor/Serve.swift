@@ -11,7 +11,7 @@ struct Serve: AsyncParsableCommand {
             Any OpenAI client works against http://HOST:PORT/v1. The model name picks the system: \
             MODEL (the base model), MODEL+lora:ADAPTER, MODEL+rag:COLLECTION or \
             MODEL+lora:ADAPTER+rag:COLLECTION (see GET /v1/models). Every model in the cache and every \
-            collection in TAILOR_HOME is served; -m loads models at start instead of on first use. \
+            collection in TAILOR_HOME (or in --store: a folder or a PostgreSQL database) is served; -m loads models at start instead of on first use. \
             Without --api-key the server listens on 127.0.0.1 only.
             """)
 
