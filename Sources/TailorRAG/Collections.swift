@@ -51,9 +51,10 @@ public enum Collections {
     static func checkedName(_ spec: String?, allowPath: Bool) throws -> String {
         let s = spec ?? defaultName
         if allowPath && s.contains("/") { return s }
-        guard !s.isEmpty, !s.hasPrefix("."), s.count <= 50,
+        // PostgreSQL names a schema after it (63 bytes at most): 50 characters there.
+        guard !s.isEmpty, !s.hasPrefix("."), allowPath || s.utf8.count <= 50,
               s.unicodeScalars.allSatisfy({ $0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0) }) else {
-            throw RAGError.badInput("collection name '\(s)': use up to 50 letters, digits, - _ .\(allowPath ? " (or give a folder path with a /)" : "")")
+            throw RAGError.badInput("collection name '\(s)': use letters, digits, - _ .\(allowPath ? " (or give a folder path with a /)" : " (at most 50 bytes; in PostgreSQL a collection is a name, not a folder)")")
         }
         return s
     }

@@ -537,7 +537,7 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
                 try c.query("SET LOCAL enable_indexscan = off")
             } else {
                 // pgvector returns at most ef_search rows; a filter scans on until k pass it (0.8's iterative scan).
-                try c.query("SET LOCAL hnsw.ef_search = \(max(options.efSearch, k))")
+                try c.query("SET LOCAL hnsw.ef_search = \(min(1000, max(options.efSearch, k)))")   // pgvector's range: 1–1000
                 if filter != nil { try c.query("SET LOCAL hnsw.iterative_scan = relaxed_order") }
             }
             return try c.query(sql, b).map { r in let (id, score) = try r.decode((Int64, Double).self); return (id: id, score: score) }
