@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "TailorTuningTests", dependencies: ["TailorTuning", "TailorModels", "TailorFormats", "TailorTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "TailorRAGTests",
-                    dependencies: ["TailorRAG", "TailorModels", "TailorTestSupport"],
+                    dependencies: ["TailorRAG", "TailorModels", "TailorTestSupport", .product(name: "PostgresNIO", package: "postgres-nio")],
                     resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]

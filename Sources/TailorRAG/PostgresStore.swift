@@ -521,8 +521,6 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
 
     public func vectorSearch(_ q: [Float], k: Int, filter: Filter?, options: IndexOptions) throws -> [(id: Int64, score: Double)]? {
         guard k > 0, !q.isEmpty else { return [] }
-        let n = try chunkCount()
-        let exact = options.kind == .exact || (options.kind == .auto && n < options.hnswThreshold)
         var b = PostgresBindings()
         b.append(q); b.append(k)
         let (whereSQL, filterJoin) = try filterSQL(filter, &b)
@@ -531,17 +529,28 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
             \(whereSQL.isEmpty ? "" : "WHERE " + whereSQL)
             ORDER BY c.embedding <=> $1::float4[]::vector LIMIT $2
             """
-        let rows = try database.transaction { c -> [(id: Int64, score: Double)] in
-            if exact {
-                // Small collections (or --index exact): a scan, exact like SQLite's.
-                try c.query("SET LOCAL enable_indexscan = off")
-            } else {
-                // pgvector returns at most ef_search rows; a filter scans on until k pass it (0.8's iterative scan).
-                try c.query("SET LOCAL hnsw.ef_search = \(min(1000, max(options.efSearch, k)))")   // pgvector's range: 1–1000
-                if filter != nil { try c.query("SET LOCAL hnsw.iterative_scan = relaxed_order") }
-            }
-            return try c.query(sql, b).map { r in let (id, score) = try r.decode((Int64, Double).self); return (id: id, score: score) }
+        // The search's settings hold for its transaction only. Small collections (under the
+        // HNSW threshold, or --index exact) are scanned: exact, like SQLite's. Otherwise pgvector
+        // returns at most ef_search rows, and with a filter scans on until k pass it (0.8's
+        // iterative scan); asked for by name (--index hnsw) the index is used even where the
+        // planner would scan.
+        let scan: String
+        switch options.kind {
+        case .exact: scan = "'off'"
+        case .hnsw: scan = "'on'"
+        case .auto: scan = "CASE WHEN (SELECT value::bigint FROM \(s).info WHERE key = 'chunks') < \(options.hnswThreshold) THEN 'off' ELSE 'on' END"
         }
+        var settings = [
+            "SELECT set_config('enable_indexscan', \(scan), true)",
+            "SET LOCAL hnsw.ef_search = \(min(1000, max(options.efSearch, k)))",   // pgvector's range: 1–1000
+        ]
+        if options.kind == .hnsw { settings.append("SET LOCAL enable_seqscan = off") }
+        if filter != nil { settings.append("SET LOCAL hnsw.iterative_scan = relaxed_order") }
+        // One round trip: every statement is sent before the first answer is read.
+        let answers = try database.withConnection { c in
+            try c.pipeline([("BEGIN", PostgresBindings())] + settings.map { ($0, PostgresBindings()) } + [(sql, b), ("COMMIT", PostgresBindings())])
+        }
+        let rows = try answers[answers.count - 2].map { r in let (id, score) = try r.decode((Int64, Double).self); return (id: id, score: score) }
         return rows.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
     }
 

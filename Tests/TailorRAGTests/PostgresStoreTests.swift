@@ -1,4 +1,5 @@
 import Foundation
+import PostgresNIO
 import Synchronization
 import Testing
 import TailorModels
@@ -35,6 +36,34 @@ import TailorTestSupport
         _ = try Ingestor(store: single, embedder: e, chunker: chunker(e)).ingest([ws.docs.path])
         #expect(try single.stats().chunks == st.chunks)
         #expect(try single.documentKeys() == store.documentKeys())
+    }
+
+    @Test func hnswSearchWithFiltersUsesTheIndexAndKeepsToTheFilter() throws {
+        let c = try RetrievalTests.Corpus.shared(.postgresql)
+        let store = try #require(c.store as? PostgresStore)
+        var exact = IndexOptions(), hnsw = IndexOptions()
+        exact.kind = .exact; hnsw.kind = .hnsw
+        let q = VectorMatrix.normalized(try c.embedder.embed(["brake pads and their price"])[0])
+        // On a small collection the graph finds the exact neighbours.
+        let a = try #require(try store.vectorSearch(q, k: 5, filter: nil, options: exact))
+        let b = try #require(try store.vectorSearch(q, k: 5, filter: nil, options: hnsw))
+        #expect(a.map(\.id) == b.map(\.id))
+        // With a filter the iterative scan goes on until k allowed rows are found.
+        let pdf = Filter(types: [.pdf])
+        let allowed = try store.chunkIDs(matching: pdf)
+        let f = try #require(try store.vectorSearch(q, k: 3, filter: pdf, options: hnsw))
+        #expect(!f.isEmpty && f.allSatisfy { allowed.contains($0.id) })
+        #expect(f.map(\.id) == (try store.vectorSearch(q, k: 3, filter: pdf, options: exact) ?? []).map(\.id))
+        // The query's shape can use the HNSW index (operator class and cast as it needs them).
+        let plan = try store.database.withConnection { conn -> String in
+            try conn.query("BEGIN")
+            defer { _ = try? conn.query("ROLLBACK") }
+            try conn.query("SET LOCAL enable_seqscan = off")   // a tiny table: make the planner show the index path
+            var bind = PostgresBindings(); bind.append(q)
+            return try conn.query("EXPLAIN SELECT id FROM \(store.s).chunks ORDER BY embedding <=> $1::float4[]::vector LIMIT 5", bind)
+                .map { try $0.decode(String.self) }.joined(separator: "\n")
+        }
+        #expect(plan.contains("chunks_embedding"), "\(plan)")
     }
 
     @Test func keywordRankingMatchesSQLite() throws {
