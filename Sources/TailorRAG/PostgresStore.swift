@@ -6,7 +6,7 @@
 //   info(key, value)            embedder, dimension, generation, chunk and token counters
 //   files, documents            as in SQLite (metadata as jsonb)
 //   chunks                      text and position, `embedding vector(D)` with an HNSW index
-//                               (cosine; m = 16, ef_construction = 64), `tsv tsvector` with a
+//                               (cosine; m = 16, ef_construction = 200), `tsv tsvector` with a
 //                               GIN index, `length` (tokens, for BM25)
 //   postings(lexeme, chunk_id,  the keyword index BM25 reads: one row per chunk and word, with
 //            tf, len)           its count and the chunk's length (a B-tree on (lexeme, chunk))
@@ -38,8 +38,9 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
     public var backend: String { "postgresql" }
     public var cacheDirectory: URL? { nil }
 
-    /// HNSW build parameters (pgvector's defaults).
-    static let hnswM = 16, hnswEfConstruction = 64
+    /// HNSW build parameters: those of Tailor's own index (HNSWIndex), so both backends search
+    /// graphs of the same quality (pgvector's defaults are m 16, ef_construction 64).
+    static let hnswM = 16, hnswEfConstruction = 200
     static let k1 = 1.2, b = 0.75
 
     /// Opens (or with `create`, creates) the collection `name` in `database`.
