@@ -6,6 +6,9 @@
 import Foundation
 
 public enum CollectionCopy {
+    /// Documents from which a copy into an empty collection loads in bulk (see `bulkLoading`).
+    public static let bulkThreshold = 5000
+
     public struct Progress: Sendable {
         public var done: Int
         public var total: Int
@@ -34,6 +37,7 @@ public enum CollectionCopy {
         var summary = Summary(documents: want.count, copied: 0, alreadyThere: want.count - todo.count, removed: 0, chunks: 0, files: 0,
                               finished: false)
         if !extra.isEmpty { try destination.put([], deleteKeys: extra, files: []); summary.removed = extra.count }
+        if have.isEmpty && todo.count >= bulkThreshold { try destination.bulkLoading(true) }
         progress(Progress(done: summary.alreadyThere, total: want.count))
         var i = 0
         while i < todo.count {
@@ -48,6 +52,7 @@ public enum CollectionCopy {
         }
         // File records last: until they are there, an ingest into the destination re-reads the
         // files, so a copy stopped before this point loses nothing.
+        try destination.bulkLoading(false)
         let files = try source.files()
         try destination.put([], deleteKeys: [], files: files)
         summary.files = files.count

@@ -103,6 +103,10 @@ public protocol CollectionStore: AnyObject, Sendable {
     func commitReembedding(embedderName: String, dimension: Int) throws
     func clearPending() throws
 
+    /// Before a large copy into an empty collection (`true`) and after it (`false`): a store may
+    /// set its vector index aside meanwhile (building it once is faster than inserting into it).
+    func bulkLoading(_ on: Bool) throws
+
     func stats() throws -> CollectionStats
     /// What is inconsistent (empty: nothing): chunk counts, keyword index, vectors.
     func integrityProblems() throws -> [String]
@@ -113,6 +117,8 @@ extension CollectionStore {
     public func write(_ docs: [Prepared], deleteKeys: [String] = [], files: [FileRecord] = []) throws {
         try put(docs.map(DocumentRecord.init), deleteKeys: deleteKeys, files: files)
     }
+
+    public func bulkLoading(_ on: Bool) throws {}
 
     public func keywordSearch(_ query: String, limit: Int) throws -> [(id: Int64, score: Double)] {
         try keywordSearch(query, limit: limit, filter: nil)

@@ -202,6 +202,12 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
         }
     }
 
+    /// A large copy into an empty collection loads without the HNSW index and builds it after
+    /// (an interrupted copy's next run builds it at its end; meanwhile searches scan, exactly).
+    public func bulkLoading(_ on: Bool) throws {
+        if on { try dropVectorIndex() } else { try buildVectorIndex() }
+    }
+
     public func generation() throws -> Int { try info("generation").flatMap(Int.init) ?? 0 }
 
     /// A write transaction: the collection's writers take turns; the generation is bumped.

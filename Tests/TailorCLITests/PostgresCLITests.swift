@@ -111,6 +111,21 @@ import TailorTestSupport
         #expect(try cli.tailor(["collections", "check", name, "--store", url]).status == 0)
     }
 
+    @Test func benchSearchOnPostgreSQL() throws {
+        let url = try TestPostgres.url()
+        let scifact = TestPaths.repoRoot.deletingLastPathComponent().appendingPathComponent("shared/data/beir-scifact")
+        let r = try cli.tailor(["bench", "search", "--store", url, "--sizes", "3000", "--base", "300", "--n-queries", "10", "--json",
+                                "--corpus", scifact.appendingPathComponent("corpus.jsonl").path,
+                                "--queries", scifact.appendingPathComponent("queries.jsonl").path])
+        #expect(r.status == 0, "\(r.err)")
+        let size = try #require(((try json(r.out) as? [String: Any])?["sizes"] as? [[String: Any]])?.first, "\(r.out)")
+        #expect(size["backend"] as? String == "postgresql" && size["chunks"] as? Int == 3000)
+        #expect((size["hnswRecallAt10"] as? Double ?? 0) > 0.9, "\(size)")
+        #expect((size["rawHnswP50ms"] as? Double ?? 0) > 0 && (size["storeChunksPerSecond"] as? Double ?? 0) > 0)
+        let list = try #require(try json(cli.tailor(["collections", "--store", url, "--json"]).out) as? [[String: Any]])
+        #expect(!list.contains { ($0["name"] as? String)?.hasPrefix("bench-search-") == true }, "the benchmark's collection is removed")
+    }
+
     @Test func evalRetrievalAndBadStores() throws {
         let url = try TestPostgres.url()
         let dir = try temp()

@@ -7,18 +7,21 @@ import TailorTestSupport
 @testable import TailorRAG
 
 @Suite(.serialized) struct KnowledgeBaseTests {
-    @Test func openIngestSearchReindexAsk() throws {
+    @Test(arguments: StoreBackend.allCases)
+    func openIngestSearchReindexAsk(backend: StoreBackend) throws {
         let ws = try Workspace()
-        let name = ws.collection.path
+        let location = try backend.location(ws)
+        let name = backend == .sqlite ? ws.collection.path : "kb-" + UUID().uuidString.prefix(8).lowercased()
+        if backend == .postgresql { ws.cleanups.append { try? Collections.delete(name, at: location) } }
         // A missing collection is an error unless asked to create it.
-        #expect(throws: RAGError.self) { try KnowledgeBase.open(name, embedder: try TestPaths.model("all-MiniLM-L6-v2")) }
-        let kb = try KnowledgeBase.open(name, embedder: try TestPaths.model("all-MiniLM-L6-v2"), create: true)
+        #expect(throws: RAGError.self) { try KnowledgeBase.open(name, store: location, embedder: try TestPaths.model("all-MiniLM-L6-v2")) }
+        let kb = try KnowledgeBase.open(name, store: location, embedder: try TestPaths.model("all-MiniLM-L6-v2"), create: true)
         var seen: [IngestProgress.Phase] = []
         let s = try kb.ingest([ws.docs.path], chunkTokens: 64, overlap: 16) { seen.append($0.phase) }
         #expect(s.filesAdded == 9 && s.chunksEmbedded > 0)
         #expect(seen.contains(.embedding) && seen.last == .done)
         // Reopened without naming the embedder, it uses the one that built it.
-        let again = try KnowledgeBase.open(name)
+        let again = try KnowledgeBase.open(name, store: location)
         #expect(again.embedder.name == kb.embedder.name)
         let hits = try again.retriever().retrieve("How often are hydraulic brakes bled?", k: 3)
         #expect(hits.first?.chunk.path.hasSuffix("handbook.md") == true)
@@ -36,6 +39,7 @@ import TailorTestSupport
         let stopped = try kb.reindex(shouldStop: { true })
         #expect(!stopped.finished)
         #expect(try kb.reindex().finished)
+        #expect(try kb.store.integrityProblems().isEmpty)
     }
 
     @Test func askWithSettingsPerCall() throws {
