@@ -16,6 +16,10 @@ public struct PostgresURL: Sendable, Equatable, Hashable {
     public var host: String
     public var port: Int
     public var database: String
+    /// libpq's `sslmode`: disable, prefer (the default: TLS when the server offers it), require
+    /// (TLS, certificate not checked), verify-ca or verify-full (TLS with the certificate checked
+    /// against the system's trust store; verify-full also checks the host name).
+    public var sslMode: String
 
     public init(_ s: String) throws {
         guard let c = URLComponents(string: s), c.scheme == "postgresql" || c.scheme == "postgres",
@@ -31,6 +35,26 @@ public struct PostgresURL: Sendable, Equatable, Hashable {
         port = c.port ?? 5432
         let db = String(c.path.drop(while: { $0 == "/" }))
         database = db.isEmpty ? user : db
+        sslMode = c.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
+        guard ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"].contains(sslMode) else {
+            throw RAGError.badInput("store URL '\(Self.redact(s))': sslmode=\(sslMode) is not one of disable, prefer, require, verify-ca, verify-full")
+        }
+    }
+
+    /// The TLS settings `sslMode` asks for.
+    func tls() throws -> PostgresConnection.Configuration.TLS {
+        switch sslMode {
+        case "disable": return .disable
+        case "verify-ca", "verify-full":
+            var c = TLSConfiguration.makeClientConfiguration()
+            c.certificateVerification = sslMode == "verify-full" ? .fullVerification : .noHostnameVerification
+            return .require(try NIOSSLContext(configuration: c))
+        default:
+            var c = TLSConfiguration.makeClientConfiguration()
+            c.certificateVerification = .none
+            let context = try NIOSSLContext(configuration: c)
+            return sslMode == "require" ? .require(context) : .prefer(context)
+        }
     }
 
     /// The URL without its password, for messages and reports.
@@ -59,9 +83,9 @@ final class PGConnection: @unchecked Sendable {
 
     init(url: PostgresURL) throws {
         self.url = url
-        let config = PostgresConnection.Configuration(host: url.host, port: url.port, username: url.user, password: url.password,
-                                                      database: url.database, tls: .disable)
         do {
+            let config = PostgresConnection.Configuration(host: url.host, port: url.port, username: url.user, password: url.password,
+                                                          database: url.database, tls: try url.tls())
             connection = try PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.next(), configuration: config,
                                                         id: 1, logger: Self.logger).wait()
         } catch {
@@ -148,6 +172,8 @@ final class PGConnection: @unchecked Sendable {
             case .connectionError:
                 let why = e.underlying.map { "\($0)" } ?? "no answer"
                 return .postgres(url: where_, detail: "cannot connect (\(why)); is PostgreSQL running and listening on \(url.host):\(url.port)?", sqlState: nil)
+            case .sslUnsupported:
+                return .postgres(url: where_, detail: "the server does not offer TLS but sslmode=\(url.sslMode) requires it; enable SSL on the server or use sslmode=prefer", sqlState: nil)
             case .unsupportedAuthMechanism, .authMechanismRequiresPassword, .saslError:
                 return .postgres(url: where_, detail: "authentication failed (\(e.code)); give the password in the URL: postgresql://\(url.user):PASSWORD@\(url.host):\(url.port)/\(url.database)", sqlState: nil)
             default:

@@ -140,6 +140,11 @@ import TailorTestSupport
         }
         let noext = message("postgresql://tailor_plain:plain@\(good.host):\(good.port)/tailor_noext")
         #expect(noext.contains("pgvector") && noext.contains("CREATE EXTENSION vector") && noext.contains("tailor_noext"), "\(noext)")
+        // TLS: preferred by default (this server has none, so plain), required on request.
+        #expect(good.sslMode == "prefer")
+        let tls = message("postgresql://\(good.user):\(good.password ?? "")@\(good.host):\(good.port)/\(good.database)?sslmode=require")
+        #expect(tls.contains("does not offer TLS") && tls.contains("sslmode=require"), "\(tls)")
+        #expect(throws: RAGError.self) { try PostgresURL("postgresql://a@b/c?sslmode=sometimes") }
         #expect(throws: RAGError.self) { try StoreLocation.parse("mysql://x@y/z") }
         #expect(PostgresURL.redact("postgresql://a:b@c/d") == "postgresql://a:***@c/d")
     }

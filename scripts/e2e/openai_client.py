@@ -80,8 +80,9 @@ deadline = time.time() + 120
 while time.time() < deadline and client.fine_tuning.jobs.retrieve(long_job.id).status != "cancelled":
     time.sleep(0.2)
 out["cancelled_final"] = client.fine_tuning.jobs.retrieve(long_job.id).status
+notes = client.files.create(file=("notes.md", io.BytesIO(b"# Notes\n\nNot training data.\n")), purpose="assistants")
 try:
-    client.fine_tuning.jobs.create(model=model, training_file=f2.id)
+    client.fine_tuning.jobs.create(model=model, training_file=notes.id)
     out["wrong_purpose"] = "accepted"
 except openai.BadRequestError as err:
     out["wrong_purpose"] = err.status_code
