@@ -12,6 +12,8 @@ public enum CollectionCopy {
     public struct Progress: Sendable {
         public var done: Int
         public var total: Int
+        /// Once the documents are in: the share of the vector index built (a bulk load's last step).
+        public var indexBuilt: Double? = nil
     }
 
     public struct Summary: Sendable, Codable {
@@ -37,7 +39,7 @@ public enum CollectionCopy {
         var summary = Summary(documents: want.count, copied: 0, alreadyThere: want.count - todo.count, removed: 0, chunks: 0, files: 0,
                               finished: false)
         if !extra.isEmpty { try destination.put([], deleteKeys: extra, files: []); summary.removed = extra.count }
-        if have.isEmpty && todo.count >= bulkThreshold { try destination.bulkLoading(true) }
+        if have.isEmpty && todo.count >= bulkThreshold { try destination.bulkLoading(true) { _ in } }
         progress(Progress(done: summary.alreadyThere, total: want.count))
         var i = 0
         while i < todo.count {
@@ -52,7 +54,7 @@ public enum CollectionCopy {
         }
         // File records last: until they are there, an ingest into the destination re-reads the
         // files, so a copy stopped before this point loses nothing.
-        try destination.bulkLoading(false)
+        try destination.bulkLoading(false) { share in progress(Progress(done: want.count, total: want.count, indexBuilt: share)) }
         let files = try source.files()
         try destination.put([], deleteKeys: [], files: files)
         summary.files = files.count

@@ -104,8 +104,9 @@ public protocol CollectionStore: AnyObject, Sendable {
     func clearPending() throws
 
     /// Before a large copy into an empty collection (`true`) and after it (`false`): a store may
-    /// set its vector index aside meanwhile (building it once is faster than inserting into it).
-    func bulkLoading(_ on: Bool) throws
+    /// set its vector index aside meanwhile (building it once is faster than inserting into it),
+    /// reporting the share of the build done.
+    func bulkLoading(_ on: Bool, progress: (Double) -> Void) throws
 
     func stats() throws -> CollectionStats
     /// What is inconsistent (empty: nothing): chunk counts, keyword index, vectors.
@@ -118,7 +119,7 @@ extension CollectionStore {
         try put(docs.map(DocumentRecord.init), deleteKeys: deleteKeys, files: files)
     }
 
-    public func bulkLoading(_ on: Bool) throws {}
+    public func bulkLoading(_ on: Bool, progress: (Double) -> Void) throws {}
 
     public func keywordSearch(_ query: String, limit: Int) throws -> [(id: Int64, score: Double)] {
         try keywordSearch(query, limit: limit, filter: nil)

@@ -104,6 +104,22 @@ final class PGConnection: @unchecked Sendable {
         }
     }
 
+    /// Runs one long statement, calling `tick` about every second until it answers.
+    func query(_ sql: String, whileWaiting tick: () -> Void) throws {
+        let f = connection.query(PostgresQuery(unsafeSQL: sql), logger: Self.logger)
+        let done = Atomic<Bool>(false)
+        f.whenComplete { _ in done.store(true, ordering: .releasing) }
+        var last = Date()
+        while !done.load(ordering: .acquiring) && !connection.isClosed {
+            Thread.sleep(forTimeInterval: 0.05)
+            if Date().timeIntervalSince(last) >= 1 { tick(); last = Date() }
+        }
+        do { _ = try wait(f) } catch {
+            if connection.isClosed { broken = true }
+            throw PGConnection.describe(error, url: url, connecting: false)
+        }
+    }
+
     /// Sends every statement before waiting for any (one round trip for many), then returns each
     /// one's rows; the first failure is thrown after all have answered.
     func pipeline(_ statements: [(String, PostgresBindings)]) throws -> [[PostgresRow]] {

@@ -191,21 +191,31 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
         try writing { c in try c.query("DROP INDEX IF EXISTS \(s).chunks_embedding") }
     }
 
-    /// Builds the HNSW index if it is missing (with the server's parallel maintenance workers).
-    public func buildVectorIndex() throws {
+    /// Builds the HNSW index if it is missing (with the server's parallel maintenance workers),
+    /// reporting the share done about every second (read from pg_stat_progress_create_index).
+    public func buildVectorIndex(progress: ((Double) -> Void)? = nil) throws {
         try writing { c in
             try c.query("SET LOCAL maintenance_work_mem = '4GB'")
-            try c.query("""
+            let create = """
                 CREATE INDEX IF NOT EXISTS chunks_embedding ON \(s).chunks USING hnsw (embedding vector_cosine_ops)
                 WITH (m = \(Self.hnswM), ef_construction = \(Self.hnswEfConstruction))
-                """)
+                """
+            guard let progress else { try c.query(create); return }
+            var pid = PostgresBindings(); pid.append(try c.query("SELECT pg_backend_pid()")[0].decode(Int32.self))
+            try c.query(create) {
+                // The build's progress, seen from another connection.
+                let row = try? database.withConnection { w in
+                    try w.query("SELECT blocks_done, blocks_total FROM pg_stat_progress_create_index WHERE pid = $1", pid).first
+                }
+                if let (done, total) = try? row?.decode((Int64, Int64).self), total > 0 { progress(Double(done) / Double(total)) }
+            }
         }
     }
 
     /// A large copy into an empty collection loads without the HNSW index and builds it after
     /// (an interrupted copy's next run builds it at its end; meanwhile searches scan, exactly).
-    public func bulkLoading(_ on: Bool) throws {
-        if on { try dropVectorIndex() } else { try buildVectorIndex() }
+    public func bulkLoading(_ on: Bool, progress: (Double) -> Void) throws {
+        if on { try dropVectorIndex() } else { try withoutActuallyEscaping(progress) { try buildVectorIndex(progress: $0) } }
     }
 
     public func generation() throws -> Int { try info("generation").flatMap(Int.init) ?? 0 }

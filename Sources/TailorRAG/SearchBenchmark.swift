@@ -107,7 +107,7 @@ public enum SearchBenchmark {
         let storeRate = try load(store, n: n, baseTexts: baseTexts, base: base, progress: progress)
         progress("\(n) chunks: building the HNSW index in PostgreSQL")
         let t2 = Date()
-        try store.buildVectorIndex()
+        try store.buildVectorIndex { share in progress(String(format: "%d chunks: building the HNSW index in PostgreSQL (%.0f%%)", n, 100 * share)) }
         let buildSeconds = Date().timeIntervalSince(t2)
         try db.withConnection { c in _ = try c.query("ANALYZE \(store.s).chunks") }
         var exactOptions = IndexOptions(), hnswOptions = IndexOptions()

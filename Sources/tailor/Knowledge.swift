@@ -431,7 +431,8 @@ struct Migrate: AsyncParsableCommand {
         let start = Date()
         let summary = try runReportingErrors {
             try CollectionCopy.copy(from: source, to: destination, shouldStop: { stopRequested.load(ordering: .relaxed) }) { p in
-                line.update("copying \(source.name): \(p.done)/\(p.total) documents")
+                if let share = p.indexBuilt { line.update(String(format: "building the vector index: %.0f%%", 100 * share)) }
+                else { line.update("copying \(source.name): \(p.done)/\(p.total) documents") }
             }
         }
         line.finish()

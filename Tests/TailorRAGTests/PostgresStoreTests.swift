@@ -66,6 +66,24 @@ import TailorTestSupport
         #expect(plan.contains("chunks_embedding"), "\(plan)")
     }
 
+    @Test func bulkLoadBuildsTheIndexOnceWithProgress() throws {
+        let ws = try Workspace()
+        let store = try #require(try StoreBackend.postgresql.make(ws) as? PostgresStore)
+        let e = try SharedEmbedder.get()
+        let base = VectorMatrix(ids: [1, 2, 3], data: try e.embed(["brakes", "tyres", "lights"]).flatMap { $0 }, dimension: e.dimension)
+        try store.bind(embedderName: e.name, dimension: e.dimension)
+        try store.bulkLoading(true) { _ in }
+        #expect(try store.integrityProblems().contains { $0.contains("vector index") }, "set aside during the load")
+        try store.write(SearchBenchmark.batch(0..<6000, baseTexts: ["a brake pad", "a tyre", "a light"], base: base))
+        var shares: [Double] = []
+        try store.bulkLoading(false) { shares.append($0) }
+        #expect(zip(shares, shares.dropFirst()).allSatisfy { $0 <= $1 } && shares.allSatisfy { (0...1).contains($0) }, "\(shares)")
+        #expect(try store.integrityProblems().isEmpty, "the index is back")
+        var hnsw = IndexOptions(); hnsw.kind = .hnsw
+        #expect(try store.vectorSearch(base.ids.indices.map { base.row($0)[0] }.isEmpty ? [] : Array(UnsafeBufferPointer(start: base.row(1), count: e.dimension)),
+                                       k: 3, filter: nil, options: hnsw)?.count == 3)
+    }
+
     @Test func keywordRankingMatchesSQLite() throws {
         let ws = try Workspace()
         let e = try SharedEmbedder.get()
