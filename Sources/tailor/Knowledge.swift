@@ -131,7 +131,12 @@ struct Ingest: AsyncParsableCommand {
             let changed = summary.filesAdded + summary.filesUpdated + summary.filesRemoved + summary.failed.count > 0
             if json { emit(try jsonString(IngestReport(collection: store.name, summary: summary, stats: try store.stats())) + "\n") }
             else if !watch || changed || summary.interrupted { printSummary(summary, store: store) }
-            if summary.interrupted { note("Stopped early; run the same command again to finish (nothing is duplicated)."); throw ExitCode(130) }
+            if summary.interrupted {
+                note("Stopped early; run the same command again to finish (nothing is duplicated).")
+                // Ctrl-C is how --watch ends: cleanly, even when it comes during a pass.
+                if watch { break }
+                throw ExitCode(130)
+            }
             if watch {
                 let until = Date().addingTimeInterval(interval)
                 while Date() < until && !stopRequested.load(ordering: .relaxed) { try await Task.sleep(nanoseconds: 100_000_000) }
