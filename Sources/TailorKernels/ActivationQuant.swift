@@ -63,7 +63,9 @@ public final class QuantizedActivations {
         s32.initialize(repeating: 0, count: max(1, padded * n / 32))
         q32.initialize(repeating: 0, count: max(1, padded * n))
         dK = .allocate(capacity: max(1, tokens * n / 256))
-        qK = .allocate(capacity: max(1, tokens * n))
+        // Padded to whole tiles of 16 tokens, zeroed: the AMX kernel loads 16 token rows at a time.
+        qK = .allocate(capacity: max(1, padded * n))
+        qK.initialize(repeating: 0, count: max(1, padded * n))
         bsumsK = .allocate(capacity: max(1, tokens * n / 16))
         groups4 = (n / 32 + 3) / 4
         qv = .allocate(capacity: max(1, tokens * groups4 * 128))

@@ -94,7 +94,9 @@ extension KernelBenchmark {
 
     /// The packed kernels alone on one thread: `rows × cols` random weights of `type`, `tokens`
     /// activation rows quantized once, products repeated.
-    public static func packed(type: GGMLType, rows: Int, cols: Int, tokens: Int, repetitions: Int) -> PackedResult {
+    public static func packed(type: GGMLType, rows: Int, cols: Int, tokens: Int, repetitions: Int,
+                              kernel: PackedGEMM.Kernel? = nil) -> PackedResult {
+        let kernel = kernel ?? PackedGEMM.kernel(tokens: tokens, type: type)
         let w = (0..<rows * cols).map { _ in Float.random(in: -0.1..<0.1) }
         let bytes = w.withUnsafeBufferPointer { Quantizer.quantize($0.baseAddress!, count: rows * cols, to: type) }
         let packed = bytes.withUnsafeBytes { PackedWeights(type: type, rows: rows, cols: cols, source: $0.baseAddress!) }
@@ -107,14 +109,14 @@ extension KernelBenchmark {
         let macs = Double(rows) * Double(cols) * Double(tokens)
         let calls = max(1, Int(2e9 / macs))
         var times: [Double] = []
-        PackedGEMM.run(packed, acts, tokens: tokens, groups: 0..<packed.groups, y, ldy: rows, accumulate: false)
+        PackedGEMM.run(kernel, packed, acts, tokens: tokens, groups: 0..<packed.groups, y, ldy: rows, accumulate: false)
         for _ in 0..<repetitions {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            for _ in 0..<calls { PackedGEMM.run(packed, acts, tokens: tokens, groups: 0..<packed.groups, y, ldy: rows, accumulate: false) }
+            for _ in 0..<calls { PackedGEMM.run(kernel, packed, acts, tokens: tokens, groups: 0..<packed.groups, y, ldy: rows, accumulate: false) }
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / Double(calls))
         }
         let ns = times.sorted()[times.count / 2]
-        return PackedResult(type: type.description, rows: rows, cols: cols, tokens: tokens, kernel: PackedGEMM.kernel(tokens: tokens, type: type), gmacs: macs / ns)
+        return PackedResult(type: type.description, rows: rows, cols: cols, tokens: tokens, kernel: kernel.rawValue, gmacs: macs / ns)
     }
 
     public struct PeakResult: Codable, Sendable {

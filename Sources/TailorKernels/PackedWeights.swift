@@ -162,15 +162,53 @@ public enum PackedGEMM {
         }
     }
 
-    /// Which kernel `run` uses for `tokens` tokens on this machine.
-    public static func kernel(tokens: Int, type: GGMLType = .q4_1) -> String {
+    /// The kernels of the packed products. Which ones a build has depends on the CPU it was built
+    /// for; which ones run depends on the CPU found at run time (AMX: the tile state granted).
+    public enum Kernel: String, CaseIterable, Sendable {
+        case reference
+        case avx2 = "avx2"
+        case avx512 = "avx512-vnni"
+        case amx = "amx-int8"
+
+        /// Whether this build and CPU can run it for `type`.
+        public func available(for type: GGMLType) -> Bool {
+            switch self {
+            case .reference: return true
+            case .avx2:
+                #if TAILOR_AVX2
+                return AVX2Packed.supports(type)
+                #else
+                return false
+                #endif
+            case .avx512:
+                #if TAILOR_AVX512
+                return true
+                #else
+                return false
+                #endif
+            case .amx:
+                #if TAILOR_AMX
+                return AMXPacked.available
+                #else
+                return false
+                #endif
+            }
+        }
+    }
+
+    /// The kernels this machine can run for `type`, slowest first.
+    public static func kernels(for type: GGMLType) -> [Kernel] { Kernel.allCases.filter { $0.available(for: type) } }
+
+    /// Which kernel `run` uses for `tokens` tokens of `type` on this machine: AMX from a few dozen
+    /// tokens where present, else the widest vector kernel.
+    public static func kernel(tokens: Int, type: GGMLType = .q4_1) -> Kernel {
         #if TAILOR_AMX
-        if !PackedWeights.isK(type) && tokens >= AMXPacked.minimumTokens && AMXPacked.available { return "amx-int8" }
+        if AMXPacked.available, tokens >= (PackedWeights.isK(type) ? AMXPackedK.minimumTokens : AMXPacked.minimumTokens) { return .amx }
         #endif
         #if TAILOR_AVX512
-        return "avx512-vnni"
+        return .avx512
         #else
-        return "reference"
+        return Kernel.avx2.available(for: type) ? .avx2 : .reference
         #endif
     }
 
@@ -178,16 +216,35 @@ public enum PackedGEMM {
     @inline(__always)
     public static func run(_ w: PackedWeights, _ a: QuantizedActivations, tokens: Int, groups: Range<Int>,
                            _ y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
-        #if TAILOR_AMX
-        if !PackedWeights.isK(w.type) && tokens >= AMXPacked.minimumTokens && AMXPacked.available {
-            AMXPacked.run(w, a, tokens: tokens, groups: groups, y, ldy: ldy, accumulate: accumulate)
+        run(kernel(tokens: tokens, type: w.type), w, a, tokens: tokens, groups: groups, y, ldy: ldy, accumulate: accumulate)
+    }
+
+    /// The same with the kernel given (one that is `available` for the type).
+    @inline(__always)
+    public static func run(_ kernel: Kernel, _ w: PackedWeights, _ a: QuantizedActivations, tokens: Int, groups: Range<Int>,
+                           _ y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
+        switch kernel {
+        case .reference: break
+        case .avx2:
+            #if TAILOR_AVX2
+            AVX2Packed.run(w, a, tokens: tokens, groups: groups, y, ldy: ldy, accumulate: accumulate)
             return
+            #endif
+        case .avx512:
+            #if TAILOR_AVX512
+            AVX512Packed.run(w, a, tokens: tokens, groups: groups, y, ldy: ldy, accumulate: accumulate)
+            return
+            #endif
+        case .amx:
+            #if TAILOR_AMX
+            if PackedWeights.isK(w.type) {
+                AMXPackedK.run(w, a, tokens: tokens, groups: groups, y, ldy: ldy, accumulate: accumulate)
+            } else {
+                AMXPacked.run(w, a, tokens: tokens, groups: groups, y, ldy: ldy, accumulate: accumulate)
+            }
+            return
+            #endif
         }
-        #endif
-        #if TAILOR_AVX512
-        AVX512Packed.run(w, a, tokens: tokens, groups: groups, y, ldy: ldy, accumulate: accumulate)
-        #else
         reference(w, a, tokens: tokens, groups: groups, y, ldy: ldy, accumulate: accumulate)
-        #endif
     }
 }

@@ -213,9 +213,15 @@ struct BenchQGEMM: AsyncParsableCommand {
     @Option(help: "Columns (the input width: a multiple of 32, of 256 for K-quants).") var cols: Int = 576
     @Option(help: "Token counts, comma-separated.") var tokens: String = "1,4,16,64,512"
     @Option(name: .short, help: "Repetitions.") var r: Int = 5
+    @Option(help: "Kernels, comma-separated (reference, avx2, avx512-vnni, amx-int8), 'all' for every one this machine has, or 'auto' for the one used at each token count.")
+    var kernels: String = "auto"
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
+        let named = kernels.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        for k in named where !["auto", "all"].contains(k) && PackedGEMM.Kernel(rawValue: k) == nil {
+            throw ValidationError("--kernels: '\(k)' is not a kernel (reference, avx2, avx512-vnni, amx-int8, all, auto)")
+        }
         guard cols % 32 == 0, rows > 0 else { throw ValidationError("--cols must be a multiple of 32 and --rows positive") }
         let counts = tokens.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--tokens: positive counts, comma-separated") }
@@ -230,11 +236,18 @@ struct BenchQGEMM: AsyncParsableCommand {
                 throw ValidationError("--types: '\(name)' has no packed kernel (q4_0, q4_1, q8_0, q4_k, q6_k)")
             }
             guard cols % t.blockSize == 0 else { throw ValidationError("--cols \(cols) is not a whole number of \(t) blocks (\(t.blockSize) values): use e.g. --cols 1536") }
+            let choices: [PackedGEMM.Kernel?] = named.contains("all") ? PackedGEMM.kernels(for: t)
+                : named.contains("auto") ? [nil] : named.compactMap { PackedGEMM.Kernel(rawValue: $0) }
+            for k in choices.compactMap({ $0 }) where !k.available(for: t) {
+                throw ValidationError("--kernels: \(k.rawValue) does not run on this machine for \(t) (it has: \(PackedGEMM.kernels(for: t).map(\.rawValue).joined(separator: ", ")))")
+            }
             for n in counts {
-                let res = KernelBenchmark.packed(type: t, rows: rows, cols: cols, tokens: n, repetitions: r)
+              for k in choices {
+                let res = KernelBenchmark.packed(type: t, rows: rows, cols: cols, tokens: n, repetitions: r, kernel: k)
                 results.append(res)
                 let unitPeak = peak.last(where: { res.kernel.hasPrefix("amx") ? $0.unit.hasPrefix("amx") : !$0.unit.hasPrefix("amx") })?.gmacs ?? 0
                 if !json { print(String(format: "| %@ | %d×%d | %d | %@ | %.1f | %.0f%% |", res.type, rows, cols, n, res.kernel, res.gmacs, unitPeak > 0 ? 100 * res.gmacs / unitPeak : 0)) }
+              }
             }
         }
         if json {
