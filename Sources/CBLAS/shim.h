@@ -88,13 +88,13 @@ static inline void tailor_amx_peak(long count) {
 static inline void tailor_amx_finish1(void *c) { _tile_stored(1, c, 64); }
 
 /// The K-quant kernel's shapes: tiles 0–2 accumulate 16 × 16 int32 (16 tokens × 16 weight rows,
-/// one per piece of the weights), tile 3 holds 16 token rows × 64 activation bytes, tiles 4–6
+/// one per piece of the weights), tiles 3 and 7 hold 16 token rows × 64 activation bytes, tiles 4–6
 /// the pieces' 16 rows (values 4j…4j+3) × 16 weight rows × 4 bytes.
 static inline void tailor_amxk_configure(void) {
     struct __attribute__((packed)) { unsigned char palette, start; unsigned char reserved[14];
                                      unsigned short colsb[16]; unsigned char rows[16]; } cfg = {0};
     cfg.palette = 1;
-    for (int i = 0; i < 7; i++) { cfg.colsb[i] = 64; cfg.rows[i] = 16; }
+    for (int i = 0; i < 8; i++) { cfg.colsb[i] = 64; cfg.rows[i] = 16; }
     _tile_loadconfig(&cfg);
 }
 static inline void tailor_amxk_zero(void) { _tile_zero(0); _tile_zero(1); _tile_zero(2); }
@@ -105,6 +105,15 @@ static inline void tailor_amxk_step3(const void *a, long lda, const void *b) {
     _tile_loadd(4, bb, 64); _tile_dpbssd(0, 3, 4);
     _tile_loadd(5, bb + 1024, 64); _tile_dpbssd(1, 3, 5);
     _tile_loadd(6, bb + 2048, 64); _tile_dpbssd(2, 3, 6);
+}
+/// The same with the activations in tile 7 (two A tiles alternate, so loading the next 64 values
+/// need not wait for the products still reading the previous ones).
+static inline void tailor_amxk_step3b(const void *a, long lda, const void *b) {
+    const char *bb = (const char *)b;
+    _tile_loadd(7, a, lda);
+    _tile_loadd(4, bb, 64); _tile_dpbssd(0, 7, 4);
+    _tile_loadd(5, bb + 1024, 64); _tile_dpbssd(1, 7, 5);
+    _tile_loadd(6, bb + 2048, 64); _tile_dpbssd(2, 7, 6);
 }
 static inline void tailor_amxk_store3(void *c) {
     char *cc = (char *)c;

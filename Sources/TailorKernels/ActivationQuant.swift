@@ -47,6 +47,12 @@ public final class QuantizedActivations {
     // `bsum8K` [tokens × n/32] the eight 32-value sums of each super-block.
     public let qKv: UnsafeMutablePointer<Int8>
     public let bsum8K: UnsafeMutablePointer<Int16>
+    /// The 256-blocks' values once more, super-block by super-block: block b of token t at
+    /// (b·paddedTokens + t)·256 (tokens padded to 16, the padding zero), so the AMX kernel loads
+    /// sixteen tokens' 64-byte slices from one contiguous 4 KiB instead of sixteen rows n bytes
+    /// apart (which fall into the same few cache sets).
+    public let qKTiles: UnsafeMutablePointer<Int8>
+    public let paddedTokens: Int
 
     public init(n: Int, tokens: Int) {
         self.n = n
@@ -74,6 +80,9 @@ public final class QuantizedActivations {
         dv16 = .allocate(capacity: max(1, tokens * groups4 * 16))
         dv16.initialize(repeating: 0, count: max(1, tokens * groups4 * 16))
         qKv = .allocate(capacity: max(1, tokens * n))
+        paddedTokens = padded
+        qKTiles = .allocate(capacity: max(1, padded * n))
+        qKTiles.initialize(repeating: 0, count: max(1, padded * n))
         bsum8K = .allocate(capacity: max(1, tokens * n / 32))
         qv.initialize(repeating: 0, count: max(1, tokens * groups4 * 128))
         dsv.initialize(repeating: 0, count: max(1, tokens * groups4 * 8))
@@ -82,7 +91,7 @@ public final class QuantizedActivations {
 
     deinit {
         d32.deallocate(); s32.deallocate(); ds32.deallocate(); sum32.deallocate(); q32.deallocate()
-        dK.deallocate(); qK.deallocate(); bsumsK.deallocate()
+        dK.deallocate(); qK.deallocate(); bsumsK.deallocate(); qKTiles.deallocate()
         qv.deallocate(); dsv.deallocate(); negSumv.deallocate(); qKv.deallocate(); bsum8K.deallocate(); dv16.deallocate()
     }
 
@@ -106,6 +115,7 @@ public final class QuantizedActivations {
                 for b in 0..<(n / 256) {
                     let q = qK + t * n + 256 * b, bsums = bsumsK + t * (n / 16) + 16 * b
                     dK[t * (n / 256) + b] = QuantizedActivations.block256Vector(xt + 256 * b, q, bsums)
+                    (qKTiles + (b * paddedTokens + t) * 256).update(from: q, count: 256)
                     #if TAILOR_AVX512
                     // Sub-blocks 0, 2, 1, 3, 4, 6, 5, 7, and the sums of their values.
                     guard grouped else { continue }
