@@ -139,7 +139,7 @@ public final class Experiment {
             let a = try engine.ask(prompt(item), settings: settings)
             text = a.text
             latency = a.timings.totalMs
-            ttft = a.timings.timeToFirstTokenMs + a.timings.retrievalMs + a.timings.rerankMs
+            ttft = a.timings.timeToFirstTokenMs
             tps = a.timings.tokensPerSecond
             generated = a.timings.generatedTokens
             sources = a.sources.map { "\($0.path)#\($0.location)" }

@@ -53,6 +53,7 @@ enum AMXPacked {
         switch w.type {
         case .q4_0: run(PackedQ4_0.self, w, a, tokens, groups, y, ldy, accumulate)
         case .q4_1: run(PackedQ4_1.self, w, a, tokens, groups, y, ldy, accumulate)
+        case .q5_0: run(PackedQ5_0.self, w, a, tokens, groups, y, ldy, accumulate)
         default: run(PackedQ8_0.self, w, a, tokens, groups, y, ldy, accumulate)
         }
     }
@@ -78,6 +79,12 @@ enum AMXPacked {
                 AVX512Packed.prefetchTile(p, w.tileBytes, ahead, intoL1)
                 if K.bytes {
                     for j in 0..<8 { _mm512_store_si512(dst + 64 &* j, _mm512_xor_si512(_mm512_loadu_si512(p + 64 &* j), flip)) }
+                } else if K.fifth {
+                    let blk = AVX512Packed.load(k, p), off = _mm512_set1_epi8(Int8(K.offset))
+                    _mm512_store_si512(dst, _mm512_sub_epi8(blk.w0, off)); _mm512_store_si512(dst + 64, _mm512_sub_epi8(blk.w1, off))
+                    _mm512_store_si512(dst + 128, _mm512_sub_epi8(blk.w2, off)); _mm512_store_si512(dst + 192, _mm512_sub_epi8(blk.w3, off))
+                    _mm512_store_si512(dst + 256, _mm512_sub_epi8(blk.w4, off)); _mm512_store_si512(dst + 320, _mm512_sub_epi8(blk.w5, off))
+                    _mm512_store_si512(dst + 384, _mm512_sub_epi8(blk.w6, off)); _mm512_store_si512(dst + 448, _mm512_sub_epi8(blk.w7, off))
                 } else {
                     for j in 0..<4 {
                         let c = _mm512_loadu_si512(p + 64 &* j)

@@ -3,7 +3,7 @@
 // unit of "4 values × 16 rows"), one 8-lane accumulator per token. AVX2 has no byte dot product
 // into 32 bits, so vpmaddubsw (unsigned weight bytes × signed activation bytes, pairs summed to
 // 16 bits) and vpmaddwd against ones take its place; the 16-bit partial sums are added only as
-// far as they cannot saturate (nibbles: eight products, Q6_K's 6-bit values: two; Q8_0's signed
+// far as they cannot saturate (nibbles: eight products, Q5_0's 5-bit values: four, Q6_K's: two; Q8_0's signed
 // bytes go through the sign trick, |w|·sign(q, w), one at a time). The integer sums are the
 // reference's, and the float steps are its, in its order: the results are its bits.
 #if TAILOR_AVX2
@@ -96,6 +96,22 @@ enum AVX2Packed {
                 isum = _mm256_add_epi32(isum, widen(_mm256_maddubs_epi16(_mm256_abs_epi8(v), _mm256_sign_epi8(bcast(q, j), v))))
             }
             scales = 512
+        } else if type == .q5_0 {
+            // Values up to 31: four products at a time in 16 bits.
+            let lo = _mm256_set1_epi8(0x0F), qh = unit(p + 288, half)
+            @inline(__always) func fifth(_ u: Int) -> __m256i {
+                // Bits 4u…4u+3 of each row's qh to bit 4 of its four bytes.
+                let x = _mm256_and_si256(_mm256_srli_epi32(qh, Int32(4 &* u)), _mm256_set1_epi32(0xF))
+                return _mm256_slli_epi32(_mm256_and_si256(_mm256_mullo_epi32(x, _mm256_set1_epi32(0x0020_4081)), _mm256_set1_epi32(0x0101_0101)), 4)
+            }
+            var low16 = _mm256_setzero_si256(), high16 = _mm256_setzero_si256()
+            for j in 0..<4 {
+                let c = unit(p + 64 &* j, half)
+                low16 = _mm256_add_epi16(low16, _mm256_maddubs_epi16(_mm256_or_si256(_mm256_and_si256(c, lo), fifth(j)), bcast(q, j)))
+                high16 = _mm256_add_epi16(high16, _mm256_maddubs_epi16(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), lo), fifth(4 &+ j)), bcast(q, 4 &+ j)))
+            }
+            isum = _mm256_sub_epi32(_mm256_add_epi32(widen(low16), widen(high16)), _mm256_set1_epi32(16 &* a.sum32[t &* nb &+ b]))
+            scales = 256
         } else {
             let lo = _mm256_set1_epi8(0x0F)
             var s16 = _mm256_setzero_si256()

@@ -15,9 +15,13 @@ protocol PackedKind {
     static var mins: Bool { get }
     /// The unsigned weights' offset (see PackedWeights.offset).
     static var offset: Int32 { get }
+    /// A fifth bit per value from the tile's qh (Q5_0).
+    static var fifth: Bool { get }
 }
+extension PackedKind { static var fifth: Bool { false } }
 enum PackedQ4_0: PackedKind { static var bytes: Bool { false }; static var mins: Bool { false }; static var offset: Int32 { 8 } }
 enum PackedQ4_1: PackedKind { static var bytes: Bool { false }; static var mins: Bool { true }; static var offset: Int32 { 0 } }
+enum PackedQ5_0: PackedKind { static var bytes: Bool { false }; static var mins: Bool { false }; static var offset: Int32 { 16 }; static var fifth: Bool { true } }
 enum PackedQ8_0: PackedKind { static var bytes: Bool { true }; static var mins: Bool { false }; static var offset: Int32 { 128 } }
 
 enum AVX512Packed {
@@ -26,6 +30,7 @@ enum AVX512Packed {
         switch w.type {
         case .q4_0: rowGroups(PackedQ4_0.self, w, a, tokens, groups, y, ldy, accumulate)
         case .q4_1: rowGroups(PackedQ4_1.self, w, a, tokens, groups, y, ldy, accumulate)
+        case .q5_0: rowGroups(PackedQ5_0.self, w, a, tokens, groups, y, ldy, accumulate)
         case .q8_0: rowGroups(PackedQ8_0.self, w, a, tokens, groups, y, ldy, accumulate)
         case .q4_K: q4KRowGroups(w, a, tokens, groups, y, ldy, accumulate)
         case .q6_K: q6KRowGroups(w, a, tokens, groups, y, ldy, accumulate)
@@ -50,12 +55,28 @@ enum AVX512Packed {
                          d: _mm512_cvtph_ps(_mm256_loadu_si256((p + 512).assumingMemoryBound(to: __m256i.self))), m: _mm512_setzero_ps())
         }
         let c0 = _mm512_loadu_si512(p), c1 = _mm512_loadu_si512(p + 64), c2 = _mm512_loadu_si512(p + 128), c3 = _mm512_loadu_si512(p + 192)
+        if K.fifth {
+            let qh = _mm512_loadu_si512(p + 288)
+            let sixteen = _mm512_set1_epi8(16)
+            @inline(__always) func unit(_ c: __m512i, _ u: Int8, high: Bool) -> __m512i {
+                let nib = high ? _mm512_and_si512(_mm512_srli_epi16(c, 4), lo) : _mm512_and_si512(c, lo)
+                return _mm512_or_si512(nib, _mm512_and_si512(_mm512_multishift_epi64_epi8(_mm512_add_epi8(fifthBitShifts, _mm512_set1_epi8(4 &* u)), qh), sixteen))
+            }
+            return Block(w0: unit(c0, 0, high: false), w1: unit(c1, 1, high: false), w2: unit(c2, 2, high: false), w3: unit(c3, 3, high: false),
+                         w4: unit(c0, 4, high: true), w5: unit(c1, 5, high: true), w6: unit(c2, 6, high: true), w7: unit(c3, 7, high: true),
+                         d: _mm512_cvtph_ps(_mm256_loadu_si256((p + 256).assumingMemoryBound(to: __m256i.self))), m: _mm512_setzero_ps())
+        }
         return Block(w0: _mm512_and_si512(c0, lo), w1: _mm512_and_si512(c1, lo), w2: _mm512_and_si512(c2, lo), w3: _mm512_and_si512(c3, lo),
                      w4: _mm512_and_si512(_mm512_srli_epi16(c0, 4), lo), w5: _mm512_and_si512(_mm512_srli_epi16(c1, 4), lo),
                      w6: _mm512_and_si512(_mm512_srli_epi16(c2, 4), lo), w7: _mm512_and_si512(_mm512_srli_epi16(c3, 4), lo),
                      d: _mm512_cvtph_ps(_mm256_loadu_si256((p + 256).assumingMemoryBound(to: __m256i.self))),
                      m: K.mins ? _mm512_cvtph_ps(_mm256_loadu_si256((p + 288).assumingMemoryBound(to: __m256i.self))) : _mm512_setzero_ps())
     }
+
+    /// vpmultishiftqb controls that bring bit 4u + k of each row's qh dword (value 4u + k of unit u,
+    /// once 4u is added to every byte) to bit 4 of byte k: each byte selects the eight bits from
+    /// (that bit − 4), in its qword (row 2j's dword is its low half, row 2j+1's the high half).
+    static var fifthBitShifts: __m512i { _mm512_set1_epi64(0x1F1E_1D1C_3F3E_3D3C) }
 
     @inline(__always) static func bcast(_ q: UnsafePointer<Int8>, _ i: Int) -> __m512i {
         _mm512_set1_epi32(UnsafeRawPointer(q).loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))

@@ -9,6 +9,8 @@
 //   Q4_0  qs: 4 chunks × 64 bytes, chunk j = for rows 0…15, bytes 4j…4j+3 of the row's nibble
 //         bytes (low nibbles: values 4j…4j+3, high nibbles: 16+4j…16+4j+3); then d[16] (fp16)
 //   Q4_1  the same, then d[16], m[16] (fp16)
+//   Q5_0  the same nibbles, then d[16], then the rows' 32-bit qh (the fifth bits: bit k of row i's
+//         dword is value k's), 16 × 4 bytes
 //   Q8_0  qs: 8 chunks × 64 bytes, chunk j = for rows 0…15, values 4j…4j+3 as unsigned bytes
 //         (the int8 value + 128); then d[16] (fp16)
 //   Q4_K, Q6_K: a tile per 256-value super-block, laid out in PackedWeights+KQuants.swift.
@@ -18,7 +20,7 @@
 //
 // The arithmetic (`PackedGEMM.reference`, kept forever; every kernel gives its bits exactly): for
 // row r and token t, over the blocks b in order,
-//   isum = Σ_k w_u[r, 32b+k]·q[t, 32b+k] − off·Σq[t, b]   (off: Q4_0 8, Q8_0 128, Q4_1 0)
+//   isum = Σ_k w_u[r, 32b+k]·q[t, 32b+k] − off·Σq[t, b]   (off: Q4_0 8, Q5_0 16, Q8_0 128, Q4_1 0)
 //   acc  = fma(Float(isum), d[r,b]·dx[t,b], acc);   Q4_1 then acc = fma(m[r,b], s[t,b], acc)
 // with q, dx, s the 8-bit activation blocks of `QuantizedActivations` (s = fp16(dx·Σq)). The
 // integer sums are exact, and the float steps are the same whatever the number of tokens, so a
@@ -38,7 +40,7 @@ public final class PackedWeights: @unchecked Sendable {
     public var byteCount: Int { groups * blocks * tileBytes }
 
     /// Types with a packed layout.
-    public static func supports(_ t: GGMLType) -> Bool { t == .q4_0 || t == .q4_1 || t == .q8_0 || t == .q4_K || t == .q6_K }
+    public static func supports(_ t: GGMLType) -> Bool { t == .q4_0 || t == .q4_1 || t == .q5_0 || t == .q8_0 || t == .q4_K || t == .q6_K }
 
     /// Whether `t` is packed in 256-value super-blocks (multiplied with the 256-blocks of
     /// QuantizedActivations).
@@ -51,6 +53,7 @@ public final class PackedWeights: @unchecked Sendable {
         switch t {
         case .q4_0: return 256 + 32
         case .q4_1: return 256 + 64
+        case .q5_0: return 256 + 32 + 64
         case .q4_K: return KTile.q4KBytes
         case .q6_K: return KTile.q6KBytes
         default: return 512 + 32
@@ -96,9 +99,15 @@ public final class PackedWeights: @unchecked Sendable {
                 for j in 0..<(vb / 64) { (t + 64 * j + 4 * i).storeBytes(of: UInt32(type == .q8_0 ? 0x8080_8080 : 0), as: UInt32.self) }
                 d[i] = 0
                 if type == .q4_1 { d[16 + i] = 0 }
+                if type == .q5_0 { (t + 288 + 4 * i).storeBytes(of: UInt32(0), as: UInt32.self) }
                 continue
             }
             switch type {
+            case .q5_0:
+                // ggml's block: d (fp16), qh (4 bytes), qs (16 bytes).
+                for j in 0..<4 { (t + 64 * j + 4 * i).storeBytes(of: s.loadUnaligned(fromByteOffset: 6 + 4 * j, as: UInt32.self), as: UInt32.self) }
+                d[i] = s.loadUnaligned(as: UInt16.self)
+                (t + 288 + 4 * i).storeBytes(of: s.loadUnaligned(fromByteOffset: 2, as: UInt32.self), as: UInt32.self)
             case .q4_0, .q4_1:
                 let qs = s + (type == .q4_0 ? 2 : 4)
                 for j in 0..<4 { (t + 64 * j + 4 * i).storeBytes(of: qs.loadUnaligned(fromByteOffset: 4 * j, as: UInt32.self), as: UInt32.self) }
@@ -118,13 +127,16 @@ public final class PackedWeights: @unchecked Sendable {
     @inline(__always) static func value(_ type: GGMLType, _ tile: UnsafeRawPointer, row i: Int, _ k: Int) -> Int32 {
         if type == .q8_0 { return Int32(tile.load(fromByteOffset: 64 * (k / 4) + 4 * i + k % 4, as: UInt8.self)) }
         let byte = tile.load(fromByteOffset: 64 * ((k % 16) / 4) + 4 * i + k % 4, as: UInt8.self)
-        return Int32(k < 16 ? byte & 0x0F : byte >> 4)
+        let nibble = Int32(k < 16 ? byte & 0x0F : byte >> 4)
+        if type == .q5_0 { return nibble | Int32((tile.load(fromByteOffset: 288 + 4 * i, as: UInt32.self) >> UInt32(k)) & 1) << 4 }
+        return nibble
     }
 
     /// The offset of the unsigned weights: Σ w_u·q − off·Σq is the signed product.
     @inline(__always) static func offset(_ type: GGMLType) -> Int32 {
         switch type {
         case .q4_0: return 8
+        case .q5_0: return 16
         case .q8_0: return 128
         default: return 0
         }

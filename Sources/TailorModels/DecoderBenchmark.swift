@@ -26,6 +26,9 @@ public struct DecoderBenchResult: Codable, Sendable {
     public var decode: BenchStat
     /// Weight bytes read per decoded token.
     public var bytesPerToken: Int
+    /// Multiply-adds of the weight matrices per token (attention over the cache not counted):
+    /// prefill tokens/s × this is the rate to hold against the machine's int8 peak.
+    public var matrixMACsPerToken: Int?
     public var peakResidentBytes: Int
     /// Prefill tokens/s at each prompt length asked for (the first is `prefill`).
     public var prefillByLength: [PrefillLength] = []
@@ -81,7 +84,7 @@ public enum DecoderBenchmark {
         }
         return DecoderBenchResult(model: lm.name, threads: model.pool.threads, promptTokens: p, generatedTokens: n,
                                   prefill: BenchStat(samples: byLength.first ?? []), decode: BenchStat(samples: decode),
-                                  bytesPerToken: weightBytesPerToken(lm), peakResidentBytes: peakResidentBytes(),
+                                  bytesPerToken: weightBytesPerToken(lm), matrixMACsPerToken: matrixMACsPerToken(lm), peakResidentBytes: peakResidentBytes(),
                                   prefillByLength: zip(lengths, byLength).map { DecoderBenchResult.PrefillLength(tokens: $0, tokensPerSecond: BenchStat(samples: $1)) })
     }
 
@@ -99,6 +102,20 @@ public enum DecoderBenchmark {
             total += t.byteCount
         }
         if !hasOutput, let e = lm.file.tensor("token_embd.weight") { total += e.byteCount }  // tied output
+        return total
+    }
+
+    /// Multiply-adds of the 2-D weight matrices per token (the output head included, the
+    /// embedding lookup not).
+    public static func matrixMACsPerToken(_ lm: LanguageModel) -> Int {
+        var total = 0
+        var hasOutput = false
+        for t in lm.file.tensors where t.shape.count == 2 {
+            if t.name == "output.weight" { hasOutput = true }
+            if t.name == "token_embd.weight" { continue }
+            total += t.elementCount
+        }
+        if !hasOutput, let e = lm.file.tensor("token_embd.weight") { total += e.elementCount }
         return total
     }
 

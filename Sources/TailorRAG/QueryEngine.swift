@@ -152,6 +152,8 @@ public struct Answer: Sendable, Codable {
         /// Computing the prompt (prefill).
         public var prefillMs = 0.0
         public var generatedTokens = 0
+        /// From the question to the first word of the answer: retrieval, reranking, building the
+        /// prompt, prefill and the first decoding step (what the user waits).
         public var timeToFirstTokenMs = 0.0
         public var tokensPerSecond = 0.0
         public var totalMs = 0.0
@@ -343,7 +345,7 @@ public final class QueryEngine: @unchecked Sendable {
         timings.cachedPromptTokens = result.cachedPromptTokens
         timings.prefillMs = result.prefillSeconds * 1000
         timings.generatedTokens = result.tokens.count
-        timings.timeToFirstTokenMs = ((firstToken ?? Date()).timeIntervalSince(start) * 1000) - retrievalMs - rerankMs
+        timings.timeToFirstTokenMs = (firstToken ?? Date()).timeIntervalSince(start) * 1000
         timings.promptBuildMs = prefillStart.timeIntervalSince(start) * 1000 - retrievalMs - rerankMs
         timings.tokensPerSecond = result.tokensPerSecond
         timings.totalMs = Date().timeIntervalSince(start) * 1000

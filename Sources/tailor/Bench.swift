@@ -72,6 +72,10 @@ struct BenchModel: AsyncParsableCommand {
         for x in result.prefillByLength {
             print(String(format: "| %@ | %@ | %d | pp%d | %.1f ± %.1f |", lm.name, size, result.threads, x.tokens, x.tokensPerSecond.mean, x.tokensPerSecond.stddev))
         }
+        if let macs = result.matrixMACsPerToken, let first = result.prefillByLength.first {
+            print(String(format: "prefill multiply-adds of the weight matrices: %.1f GMAC/s at pp%d (%@ per token; `tailor bench peak` gives the machine's int8 peak)",
+                         Double(macs) * first.tokensPerSecond.median / 1e9, first.tokens, formatCount(macs)))
+        }
         if n > 0 {
             print(String(format: "| %@ | %@ | %d | tg%d | %.1f ± %.1f |", lm.name, size, result.threads, n, result.decode.mean, result.decode.stddev))
             print(String(format: "decode reads %@ of weights per token: %.1f GB/s achieved", formatBytes(Int64(result.bytesPerToken)), result.decodeGBps))
@@ -233,7 +237,7 @@ struct BenchQGEMM: AsyncParsableCommand {
         }
         for name in types.split(separator: ",") {
             guard let t = GGMLType.allCases.first(where: { $0.description.lowercased() == name.lowercased() }), PackedWeights.supports(t) else {
-                throw ValidationError("--types: '\(name)' has no packed kernel (q4_0, q4_1, q8_0, q4_k, q6_k)")
+                throw ValidationError("--types: '\(name)' has no packed kernel (q4_0, q4_1, q5_0, q8_0, q4_k, q6_k)")
             }
             guard cols % t.blockSize == 0 else { throw ValidationError("--cols \(cols) is not a whole number of \(t) blocks (\(t.blockSize) values): use e.g. --cols 1536") }
             let choices: [PackedGEMM.Kernel?] = named.contains("all") ? PackedGEMM.kernels(for: t)
@@ -331,3 +335,4 @@ struct BenchEmbed: AsyncParsableCommand {
         }
     }
 }
+

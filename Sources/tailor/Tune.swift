@@ -118,7 +118,7 @@ func reportTrainingEnd(steps: Int, seconds: Double, rate: String?, stoppedEarly:
 }
 
 func formatCount(_ n: Int) -> String {
-    n >= 1_000_000 ? String(format: "%.2f M", Double(n) / 1e6) : n >= 1000 ? String(format: "%.1f k", Double(n) / 1e3) : "\(n)"
+    n >= 1_000_000_000 ? String(format: "%.2f G", Double(n) / 1e9) : n >= 1_000_000 ? String(format: "%.2f M", Double(n) / 1e6) : n >= 1000 ? String(format: "%.1f k", Double(n) / 1e3) : "\(n)"
 }
 
 struct Merge: AsyncParsableCommand {
