@@ -98,23 +98,22 @@ static inline void tailor_amxk_configure(void) {
     _tile_loadconfig(&cfg);
 }
 static inline void tailor_amxk_zero(void) { _tile_zero(0); _tile_zero(1); _tile_zero(2); }
-/// c_p += a (16 tokens × 64 signed bytes, `lda` apart) · b_p (1 KiB each, signed) for the three pieces.
-static inline void tailor_amxk_step3(const void *a, long lda, const void *b) {
-    const char *bb = (const char *)b;
-    _tile_loadd(3, a, lda);
-    _tile_loadd(4, bb, 64); _tile_dpbssd(0, 3, 4);
-    _tile_loadd(5, bb + 1024, 64); _tile_dpbssd(1, 3, 5);
-    _tile_loadd(6, bb + 2048, 64); _tile_dpbssd(2, 3, 6);
+/// c_p += a (16 tokens × 64 signed bytes, `lda` apart, loaded into tile A: 3 or 7, alternating so
+/// that loading the next 64 values need not wait for the products still reading the previous ones)
+/// · b_p (1 KiB each; signed weight bytes for _tile_dpbssd, unsigned for _tile_dpbsud) for the
+/// three pieces.
+#define TAILOR_AMXK_STEP(NAME, A, DP) \
+static inline void NAME(const void *a, long lda, const void *b) { \
+    const char *bb = (const char *)b; \
+    _tile_loadd(A, a, lda); \
+    _tile_loadd(4, bb, 64); DP(0, A, 4); \
+    _tile_loadd(5, bb + 1024, 64); DP(1, A, 5); \
+    _tile_loadd(6, bb + 2048, 64); DP(2, A, 6); \
 }
-/// The same with the activations in tile 7 (two A tiles alternate, so loading the next 64 values
-/// need not wait for the products still reading the previous ones).
-static inline void tailor_amxk_step3b(const void *a, long lda, const void *b) {
-    const char *bb = (const char *)b;
-    _tile_loadd(7, a, lda);
-    _tile_loadd(4, bb, 64); _tile_dpbssd(0, 7, 4);
-    _tile_loadd(5, bb + 1024, 64); _tile_dpbssd(1, 7, 5);
-    _tile_loadd(6, bb + 2048, 64); _tile_dpbssd(2, 7, 6);
-}
+TAILOR_AMXK_STEP(tailor_amxk_step3, 3, _tile_dpbssd)
+TAILOR_AMXK_STEP(tailor_amxk_step3b, 7, _tile_dpbssd)
+TAILOR_AMXK_STEP(tailor_amxk_step3u, 3, _tile_dpbsud)
+TAILOR_AMXK_STEP(tailor_amxk_step3ub, 7, _tile_dpbsud)
 static inline void tailor_amxk_store3(void *c) {
     char *cc = (char *)c;
     _tile_stored(0, cc, 64); _tile_stored(1, cc + 1024, 64); _tile_stored(2, cc + 2048, 64);

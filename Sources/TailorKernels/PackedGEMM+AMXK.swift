@@ -1,9 +1,10 @@
-// The AMX kernel of the packed K-quants (Q4_K, Q6_K) for many tokens. Their sub-block scales are
+// The AMX kernel of the packed K-quants (Q4_K, Q5_K, Q6_K) for many tokens. Their sub-block scales are
 // small integers, so the scaling can happen inside the tile products instead of after each one:
 // every weight is multiplied by its sub-block scale before the product, and since q·scale does not
 // fit a byte, the scale is split into digits whose products do:
 //   Q4_K  sc = 8·hi + lo (digits 0…7): q4·lo, q4·hi ≤ 105; the mins term Σ m·q is a third product
 //         whose weights are the sub-block's m (≤ 63) for each of its 32 values.
+//   Q5_K  as Q4_K; q5·lo, q5·hi ≤ 217 fit unsigned bytes (tile products signed × unsigned).
 //   Q6_K  sc = 64·p2 + 8·p1 + p0 (digits −3…4): (q6 − 32)·p ∈ [−128, 124].
 // A super-block is then three products per 64 values accumulated over the whole 256 (tiles 0–2),
 // stored once, and the integer sums the reference computes are c0 + 8·c1 (Q4_K, with c2 = Σ m·q)
@@ -54,7 +55,8 @@ enum AMXPackedK {
 
     static func run(_ w: PackedWeights, _ a: QuantizedActivations, tokens: Int, groups: Range<Int>,
                     _ y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
-        let nb = w.blocks, q4 = w.type == .q4_K
+        let nb = w.blocks, q4 = w.type != .q6_K, q5 = w.type == .q5_K
+        let one = _mm512_set1_epi8(1)
         // One super-block's digit-scaled weights (4 chunks × 3 pieces × 1 KiB, made once and kept
         // in L1 while every tile of 16 tokens uses them), their digits (3 pieces × 16 sub-blocks
         // × 16 rows), the three C tiles, and the accumulators of every token (16 rows each).
@@ -89,7 +91,11 @@ enum AMXPackedK {
                             let s = 2 &* j &+ (r >> 3)
                             let u = _mm512_loadu_si512(p + (512 &* j &+ 64 &* (r & 7)))
                             let shift: UInt32 = r < 8 ? 0 : 4
-                            let q = _mm512_and_si512(_mm512_srli_epi16(u, shift), lowNibbles)
+                            var q = _mm512_and_si512(_mm512_srli_epi16(u, shift), lowNibbles)
+                            if q5 {
+                                let bits = _mm512_loadu_si512(p + (KTile.q4KBytes &+ 64 &* (r & 7)))
+                                q = _mm512_or_si512(q, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(bits, UInt32(s)), one), 4))
+                            }
                             _mm512_store_si512(c + 64 &* r, mulBytes(q, spread(digits + 16 &* s, index)))
                             _mm512_store_si512(c + (1024 &+ 64 &* r), mulBytes(q, spread(digits + (256 &+ 16 &* s), index)))
                             _mm512_store_si512(c + (2048 &+ 64 &* r), spread(p + (2176 &+ 16 &* s), index))
@@ -131,10 +137,18 @@ enum AMXPackedK {
                     let count = min(16, tokens - t0)
                     let q = UnsafeRawPointer(a.qKTiles + (b &* a.paddedTokens &+ t0) &* 256)
                     tailor_amxk_zero()
-                    tailor_amxk_step3(q, 256, bp)
-                    tailor_amxk_step3b(q + 64, 256, bp + 3072)
-                    tailor_amxk_step3(q + 128, 256, bp + 6144)
-                    tailor_amxk_step3b(q + 192, 256, bp + 9216)
+                    if q5 {
+                        // q5·digit reaches 217: unsigned weight bytes.
+                        tailor_amxk_step3u(q, 256, bp)
+                        tailor_amxk_step3ub(q + 64, 256, bp + 3072)
+                        tailor_amxk_step3u(q + 128, 256, bp + 6144)
+                        tailor_amxk_step3ub(q + 192, 256, bp + 9216)
+                    } else {
+                        tailor_amxk_step3(q, 256, bp)
+                        tailor_amxk_step3b(q + 64, 256, bp + 3072)
+                        tailor_amxk_step3(q + 128, 256, bp + 6144)
+                        tailor_amxk_step3b(q + 192, 256, bp + 9216)
+                    }
                     tailor_amxk_store3(cbuf)
                     let dx = UnsafePointer(a.dK + (t0 &* nb &+ b))
                     let acc = accs + t0 &* 16

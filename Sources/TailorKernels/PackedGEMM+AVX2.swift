@@ -35,7 +35,7 @@ enum AVX2Packed {
                         }
                         @inline(__always) func block(_ t: Int, _ r: __m256) -> __m256 {
                             switch w.type {
-                            case .q4_K: return q4K(p, half, a, t0 &+ t, b, r)
+                            case .q4_K, .q5_K: return q4K(w.type == .q5_K, p, half, a, t0 &+ t, b, r)
                             case .q6_K: return q6K(p, half, a, t0 &+ t, b, r)
                             default: return block32(w.type, p, half, a, t0 &+ t, b, r)
                             }
@@ -136,20 +136,28 @@ enum AVX2Packed {
         return signed ? _mm256_cvtepi8_epi32(v) : _mm256_cvtepu8_epi32(v)
     }
 
-    /// Q4_K: one super-block of token t (layout in PackedWeights+KQuants.swift).
-    @inline(__always) static func q4K(_ p: UnsafeRawPointer, _ half: Int, _ a: QuantizedActivations, _ t: Int, _ b: Int, _ acc: __m256) -> __m256 {
+    /// Q4_K (or Q5_K, with its fifth bits): one super-block of token t (layout in
+    /// PackedWeights+KQuants.swift).
+    @inline(__always) static func q4K(_ q5: Bool, _ p: UnsafeRawPointer, _ half: Int, _ a: QuantizedActivations, _ t: Int, _ b: Int, _ acc: __m256) -> __m256 {
         let n = a.n, nb = n / 256
         let q = UnsafeRawPointer(a.qK + (t &* n &+ 256 &* b)), bs = a.bsumsK + (t &* (n / 16) &+ 16 &* b)
         let lo = _mm256_set1_epi8(0x0F)
         var sumi = _mm256_setzero_si256(), summ = _mm256_setzero_si256()
         for sb in 0..<8 {
             let u = p + 512 &* (sb >> 1), shift: Int32 = sb & 1 == 0 ? 0 : 4
-            var s16 = _mm256_setzero_si256()
+            // Nibbles: eight products in 16 bits; Q5_K's values (≤ 31): four.
+            var s16 = _mm256_setzero_si256(), t16 = _mm256_setzero_si256()
             for k in 0..<8 {
-                let wv = _mm256_and_si256(_mm256_srli_epi16(unit(u + 64 &* k, half), shift), lo)
-                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(wv, bcast(q + 32 &* sb, k)))
+                var wv = _mm256_and_si256(_mm256_srli_epi16(unit(u + 64 &* k, half), shift), lo)
+                if q5 {
+                    let bit = _mm256_and_si256(_mm256_srli_epi16(unit(p + (KTile.q4KBytes &+ 64 &* k), half), Int32(sb)), _mm256_set1_epi8(1))
+                    wv = _mm256_or_si256(wv, _mm256_slli_epi16(bit, 4))
+                }
+                let prod = _mm256_maddubs_epi16(wv, bcast(q + 32 &* sb, k))
+                if q5 && k >= 4 { t16 = _mm256_add_epi16(t16, prod) } else { s16 = _mm256_add_epi16(s16, prod) }
             }
-            sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(widen(s16), bytes8(p + (2048 &+ 16 &* sb &+ 8 &* half), signed: false)))
+            let isum = q5 ? _mm256_add_epi32(widen(s16), widen(t16)) : widen(s16)
+            sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(isum, bytes8(p + (2048 &+ 16 &* sb &+ 8 &* half), signed: false)))
             let m = bytes8(p + (2176 &+ 16 &* sb &+ 8 &* half), signed: false)
             summ = _mm256_add_epi32(summ, _mm256_mullo_epi32(m, _mm256_set1_epi32(Int32(bs[2 &* sb]) &+ Int32(bs[2 &* sb &+ 1]))))
         }

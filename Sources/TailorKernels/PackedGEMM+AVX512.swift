@@ -32,7 +32,7 @@ enum AVX512Packed {
         case .q4_1: rowGroups(PackedQ4_1.self, w, a, tokens, groups, y, ldy, accumulate)
         case .q5_0: rowGroups(PackedQ5_0.self, w, a, tokens, groups, y, ldy, accumulate)
         case .q8_0: rowGroups(PackedQ8_0.self, w, a, tokens, groups, y, ldy, accumulate)
-        case .q4_K: q4KRowGroups(w, a, tokens, groups, y, ldy, accumulate)
+        case .q4_K, .q5_K: q4KRowGroups(w, a, tokens, groups, y, ldy, accumulate)
         case .q6_K: q6KRowGroups(w, a, tokens, groups, y, ldy, accumulate)
         default: PackedGEMM.reference(w, a, tokens: tokens, groups: groups, y, ldy: ldy, accumulate: accumulate)
         }
@@ -179,7 +179,7 @@ enum AVX512Packed {
                              _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _ accumulate: Bool) {
         let nb = w.blocks, n = a.n, tb = w.tileBytes, nb16 = n / 16
         let q = UnsafePointer(a.qK), bsums = UnsafePointer(a.bsumsK), dxs = UnsafePointer(a.dK)
-        let lo = _mm512_set1_epi8(0x0F)
+        let lo = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1), q5 = w.type == .q5_K
         let (_, intoL1, ahead) = MatMul.prefetch
         for g in groups {
             let rows = min(16, w.rows - g * 16)
@@ -197,7 +197,13 @@ enum AVX512Packed {
                     for sb in 0..<8 {
                         let u = p + 512 &* (sb >> 1)
                         let shift: UInt32 = sb & 1 == 0 ? 0 : 4
-                        @inline(__always) func unit(_ k: Int) -> __m512i { _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512(u + 64 &* k), shift), lo) }
+                        @inline(__always) func unit(_ k: Int) -> __m512i {
+                            let nibble = _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512(u + 64 &* k), shift), lo)
+                            guard q5 else { return nibble }
+                            // Q5_K: bit sb of each qh byte, to bit 4.
+                            let bit = _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512(p + (KTile.q4KBytes &+ 64 &* k)), UInt32(sb)), one)
+                            return _mm512_or_si512(nibble, _mm512_slli_epi16(bit, 4))
+                        }
                         let w0 = unit(0), w1 = unit(1), w2 = unit(2), w3 = unit(3), w4 = unit(4), w5 = unit(5), w6 = unit(6), w7 = unit(7)
                         let sc = bytes16(p + (2048 &+ 16 &* sb), signed: false), m = bytes16(p + (2176 &+ 16 &* sb), signed: false)
                         @inline(__always) func token(_ t: Int, _ si: inout __m512i, _ sm: inout __m512i) {

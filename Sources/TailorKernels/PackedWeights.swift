@@ -13,7 +13,7 @@
 //         dword is value k's), 16 × 4 bytes
 //   Q8_0  qs: 8 chunks × 64 bytes, chunk j = for rows 0…15, values 4j…4j+3 as unsigned bytes
 //         (the int8 value + 128); then d[16] (fp16)
-//   Q4_K, Q6_K: a tile per 256-value super-block, laid out in PackedWeights+KQuants.swift.
+//   Q4_K, Q5_K, Q6_K: a tile per 256-value super-block, laid out in PackedWeights+KQuants.swift.
 // Every tile holds the bytes of the sixteen blocks it came from (Q4_K: its 6-bit scales unpacked
 // to bytes, 3% more), so the packed matrix is about the size of the mapped one, and replaces it
 // in memory for these kernels.
@@ -40,11 +40,11 @@ public final class PackedWeights: @unchecked Sendable {
     public var byteCount: Int { groups * blocks * tileBytes }
 
     /// Types with a packed layout.
-    public static func supports(_ t: GGMLType) -> Bool { t == .q4_0 || t == .q4_1 || t == .q5_0 || t == .q8_0 || t == .q4_K || t == .q6_K }
+    public static func supports(_ t: GGMLType) -> Bool { t == .q4_0 || t == .q4_1 || t == .q5_0 || t == .q8_0 || isK(t) }
 
     /// Whether `t` is packed in 256-value super-blocks (multiplied with the 256-blocks of
     /// QuantizedActivations).
-    public static func isK(_ t: GGMLType) -> Bool { t == .q4_K || t == .q6_K }
+    public static func isK(_ t: GGMLType) -> Bool { t == .q4_K || t == .q5_K || t == .q6_K }
 
     /// Bytes of the weight values in a tile (the scales follow them).
     static func valueBytes(_ t: GGMLType) -> Int { t == .q8_0 ? 512 : 256 }
@@ -55,6 +55,7 @@ public final class PackedWeights: @unchecked Sendable {
         case .q4_1: return 256 + 64
         case .q5_0: return 256 + 32 + 64
         case .q4_K: return KTile.q4KBytes
+        case .q5_K: return KTile.q5KBytes
         case .q6_K: return KTile.q6KBytes
         default: return 512 + 32
         }

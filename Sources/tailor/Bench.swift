@@ -237,7 +237,7 @@ struct BenchQGEMM: AsyncParsableCommand {
         }
         for name in types.split(separator: ",") {
             guard let t = GGMLType.allCases.first(where: { $0.description.lowercased() == name.lowercased() }), PackedWeights.supports(t) else {
-                throw ValidationError("--types: '\(name)' has no packed kernel (q4_0, q4_1, q5_0, q8_0, q4_k, q6_k)")
+                throw ValidationError("--types: '\(name)' has no packed kernel (q4_0, q4_1, q5_0, q8_0, q4_k, q5_k, q6_k)")
             }
             guard cols % t.blockSize == 0 else { throw ValidationError("--cols \(cols) is not a whole number of \(t) blocks (\(t.blockSize) values): use e.g. --cols 1536") }
             let choices: [PackedGEMM.Kernel?] = named.contains("all") ? PackedGEMM.kernels(for: t)

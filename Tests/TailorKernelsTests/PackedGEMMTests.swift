@@ -14,7 +14,7 @@ import Testing
         return out
     }
 
-    @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q8_0, .q4_K, .q6_K])
+    @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q8_0, .q4_K, .q5_K, .q6_K])
     func kernelEqualsReferenceAndNearExact(_ type: GGMLType) throws {
         let kernels = PackedGEMM.kernels(for: type)
         print("packed kernels on this machine for \(type): \(kernels.map(\.rawValue)); used: 1 token \(PackedGEMM.kernel(tokens: 1, type: type).rawValue), 16 tokens \(PackedGEMM.kernel(tokens: 16, type: type).rawValue), 64 tokens \(PackedGEMM.kernel(tokens: 64, type: type).rawValue)")

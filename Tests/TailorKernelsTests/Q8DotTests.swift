@@ -12,7 +12,7 @@ import Testing
         switch type {
         case .q4_0, .q8_0, .q5_0: halfOffsets = [0]
         case .q4_1: halfOffsets = [0, 2]
-        case .q4_K: halfOffsets = [0, 2]
+        case .q4_K, .q5_K: halfOffsets = [0, 2]
         case .q6_K: halfOffsets = [208]
         default: halfOffsets = []
         }
