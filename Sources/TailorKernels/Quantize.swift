@@ -1,11 +1,11 @@
 // fp32 → GGML block quantizers (the inverse of QuantReference), for `tailor quantize`.
-// Q8_0, Q4_0, Q4_1 and Q5_0 follow ggml's reference quantize_row_*_ref exactly. Q4_K and Q6_K
+// Q8_0, Q4_0, Q4_1 and Q5_0 follow ggml's reference quantize_row_*_ref exactly. Q4_K, Q5_K and Q6_K
 // use a direct per-sub-block min/max fit with 6/8-bit scales rather than ggml's iterative
 // search (make_qkx2_quants), so their error is slightly higher than llama-quantize's
 // (measured in the tests).
 
 public enum Quantizer {
-    public static let supported: [GGMLType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q4_K, .q6_K, .f16, .f32]
+    public static let supported: [GGMLType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q4_K, .q5_K, .q6_K, .f16, .f32]
 
     /// Quantizes `count` values (whole blocks) into `type`'s block layout.
     public static func quantize(_ x: UnsafePointer<Float>, count: Int, to type: GGMLType) -> [UInt8] {
@@ -25,6 +25,7 @@ public enum Quantizer {
                 case .q4_1: q4_1(src, blk)
                 case .q5_0: q5_0(src, blk)
                 case .q4_K: q4_K(src, blk)
+                case .q5_K: q4_K(src, blk, bits: 5)
                 case .q6_K: q6_K(src, blk)
                 default: preconditionFailure("no quantizer for \(type)")
                 }
@@ -86,12 +87,15 @@ public enum Quantizer {
     }
 
     /// Q4_K: eight sub-blocks of 32, each with a 6-bit scale and min under fp16 super-scales.
-    static func q4_K(_ x: UnsafePointer<Float>, _ p: UnsafeMutableRawPointer) {
+    /// Q4_K (bits 4) and Q5_K (bits 5): eight sub-blocks of 32 with 6-bit scales and mins;
+    /// Q5_K keeps each value's fifth bit in qh (bit j of byte l: value l of sub-block j).
+    static func q4_K(_ x: UnsafePointer<Float>, _ p: UnsafeMutableRawPointer, bits: Int = 4) {
+        let top = Float((1 << bits) - 1)
         var scales = [Float](repeating: 0, count: 8), mins = [Float](repeating: 0, count: 8)
         for j in 0..<8 {
             var lo: Float = 0, hi = -Float.greatestFiniteMagnitude
             for l in 0..<32 { lo = min(lo, x[32 * j + l]); hi = max(hi, x[32 * j + l]) }
-            scales[j] = max(0, (hi - lo) / 15)
+            scales[j] = max(0, (hi - lo) / top)
             mins[j] = -lo
         }
         let maxScale = scales.max()!, maxMin = mins.max()!
@@ -113,12 +117,21 @@ public enum Quantizer {
             let s = dq * Float(sc[j]), m = dmq * Float(mn[j])
             for l in 0..<32 {
                 let v = s > 0 ? ((x[32 * j + l] + m) / s).rounded() : 0
-                q[32 * j + l] = UInt8(min(15, max(0, v)))
+                q[32 * j + l] = UInt8(min(top, max(0, v)))
             }
         }
+        // Q4_K: qs at 16; Q5_K: qh (32 bytes) at 16, qs at 48.
+        let qs = bits == 5 ? 48 : 16
         for c in 0..<4 {
             for l in 0..<32 {
-                p.storeBytes(of: q[64 * c + l] | (q[64 * c + 32 + l] << 4), toByteOffset: 16 + 32 * c + l, as: UInt8.self)
+                p.storeBytes(of: (q[64 * c + l] & 15) | ((q[64 * c + 32 + l] & 15) << 4), toByteOffset: qs + 32 * c + l, as: UInt8.self)
+            }
+        }
+        if bits == 5 {
+            for l in 0..<32 {
+                var h: UInt8 = 0
+                for j in 0..<8 where q[32 * j + l] >= 16 { h |= 1 << UInt8(j) }
+                p.storeBytes(of: h, toByteOffset: 16 + l, as: UInt8.self)
             }
         }
     }

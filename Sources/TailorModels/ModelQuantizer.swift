@@ -16,6 +16,7 @@ public enum ModelQuantizer {
         case .q8_0: return 7
         case .q5_0: return 8
         case .q4_K: return 14
+        case .q5_K: return 16
         case .q6_K: return 18
         default: return 0
         }

@@ -91,4 +91,31 @@ import Testing
         #expect(bf16ToFloat(floatToBF16(1.5)) == 1.5)
         #expect(floatToBF16(1.0 + 1.0 / 256) == floatToBF16(1.0))  // ties to even
     }
+
+    /// `tailor quantize`'s block quantizers: dequantizing what they write gives the values back
+    /// within each format's resolution, and more bits give less error (Q5_K's fifth bit is used).
+    @Test func quantizersRoundTrip() {
+        var rng = SplitMix64Test(seed: 42)
+        let n = 4096
+        // Roughly Gaussian weights (sum of uniforms), a few outliers.
+        let x: [Float] = (0..<n).map { i in
+            var v: Float = 0
+            for _ in 0..<4 { v += Float(rng.next() % 10001) / 10000 - 0.5 }
+            return i % 97 == 0 ? v * 6 : v * 0.05
+        }
+        let rms = (x.map { $0 * $0 }.reduce(0, +) / Float(n)).squareRoot()
+        var errors: [GGMLType: Float] = [:]
+        for type in Quantizer.supported {
+            let bytes = x.withUnsafeBufferPointer { Quantizer.quantize($0.baseAddress!, count: n, to: type) }
+            #expect(bytes.count == n / type.blockSize * type.blockBytes)
+            var back = [Float](repeating: 0, count: n)
+            bytes.withUnsafeBytes { b in back.withUnsafeMutableBufferPointer { QuantReference.dequantize(type, b.baseAddress!, $0.baseAddress!, count: n) } }
+            let err = (zip(x, back).map { ($0 - $1) * ($0 - $1) }.reduce(0, +) / Float(n)).squareRoot() / rms
+            errors[type] = err
+            let bound: Float = [.f32: 1e-7, .f16: 1e-3, .q8_0: 0.02, .q6_K: 0.08, .q5_0: 0.12, .q5_K: 0.12, .q4_0: 0.25, .q4_1: 0.25, .q4_K: 0.25][type] ?? 0.3
+            #expect(err <= bound, "\(type): relative RMS error \(err)")
+        }
+        #expect(errors[.q5_K]! < 0.75 * errors[.q4_K]!, "Q5_K \(errors[.q5_K]!) against Q4_K \(errors[.q4_K]!)")
+        #expect(errors[.q6_K]! < errors[.q4_K]!)
+    }
 }
