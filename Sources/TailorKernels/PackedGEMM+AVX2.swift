@@ -11,8 +11,6 @@ import _Builtin_intrinsics.intel
 import CBLAS
 
 enum AVX2Packed {
-    static func supports(_ t: GGMLType) -> Bool { PackedWeights.supports(t) }
-
     static func run(_ w: PackedWeights, _ a: QuantizedActivations, tokens: Int, groups: Range<Int>,
                     _ y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
         let (_, intoL1, ahead) = MatMul.prefetch
@@ -61,9 +59,9 @@ enum AVX2Packed {
             _mm256_storeu_ps(p, accumulate ? _mm256_add_ps(_mm256_loadu_ps(p), v) : v)
             return
         }
-        var tmp = [Float](repeating: 0, count: 8)
-        tmp.withUnsafeMutableBufferPointer { _mm256_storeu_ps($0.baseAddress!, v) }
-        for i in 0..<lanes { p[i] = accumulate ? p[i] + tmp[i] : tmp[i] }
+        // The first `lanes` lanes only (a last row group of fewer than 16 rows).
+        let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(Int32(lanes)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+        _mm256_maskstore_ps(p, mask, accumulate ? _mm256_add_ps(_mm256_maskload_ps(p, mask), v) : v)
     }
 
     /// The four activation bytes q[4i…4i+3] in every lane.

@@ -189,7 +189,7 @@ public enum PackedGEMM {
             case .reference: return true
             case .avx2:
                 #if TAILOR_AVX2
-                return AVX2Packed.supports(type)
+                return true
                 #else
                 return false
                 #endif

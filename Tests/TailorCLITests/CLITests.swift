@@ -43,6 +43,34 @@ import TailorTestSupport
         #expect(reps.err.contains("-r must be at least 1"), "\(reps.err)")
     }
 
+    @Test func benchQGEMMRunsEveryKernelByName() throws {
+        let r = try tailor(["bench", "qgemm", "--types", "q5_k,q5_0", "--rows", "32", "--cols", "256", "--tokens", "1,40",
+                            "--kernels", "all", "-r", "1", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let j = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+        let products = try #require(j["products"] as? [[String: Any]])
+        let kernels = Set(products.compactMap { $0["kernel"] as? String })
+        #expect(kernels.contains("reference"), "\(kernels)")
+        #expect(products.count == 2 * 2 * kernels.count)
+        for p in products { #expect((p["gmacs"] as? Double ?? 0) > 0) }
+        let bad = try tailor(["bench", "qgemm", "--kernels", "fastest"])
+        #expect(bad.status != 0 && bad.err.contains("--kernels: 'fastest' is not a kernel"), "\(bad.err)")
+        let type = try tailor(["bench", "qgemm", "--types", "q3_k", "--cols", "256"])
+        #expect(type.status != 0 && type.err.contains("q5_k"), "\(type.err)")
+    }
+
+    @Test func benchModelCountsTheMatrixMultiplyAdds() throws {
+        let r = try tailor(["bench", "-m", "SmolLM2-135M-Instruct.Q4_1.gguf", "-p", "16,32", "-n", "2", "-r", "1", "-t", "2", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let j = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+        // SmolLM2-135M: 30 layers of q, k, v, o (576×576, 192×576 twice) and gate, up, down (1536×576),
+        // and the output head tied to the 49152 × 576 embedding.
+        let layer = 576 * 576 * 2 + 192 * 576 * 2 + 3 * 1536 * 576
+        #expect(j["matrixMACsPerToken"] as? Int == 30 * layer + 49152 * 576)
+        let lengths = try #require(j["prefillByLength"] as? [[String: Any]])
+        #expect(lengths.compactMap { $0["tokens"] as? Int } == [16, 32])
+    }
+
     @Test func benchMemoryTakesABufferSize() throws {
         let r = try tailor(["bench", "memory", "--mib", "16", "-t", "1", "--json"])
         #expect(r.status == 0, "\(r.err)")

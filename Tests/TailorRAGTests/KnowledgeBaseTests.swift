@@ -52,6 +52,8 @@ import TailorTestSupport
         let a = try engine.ask("How many charge cycles are the batteries covered for?", settings: brief)
         #expect(a.sources.count == 1 && a.timings.generatedTokens <= 12)
         #expect(a.timings.promptTokens > 0 && a.timings.prefillMs > 0)
+        // Time to first token is what the user waits: retrieval and prefill included.
+        #expect(a.timings.timeToFirstTokenMs >= a.timings.retrievalMs + a.timings.prefillMs)
         // The engine's defaults are untouched by the call.
         #expect(engine.defaults.passages == 5 && engine.defaults.answerTokens == 384)
         #expect(try Rerankers.named("none") == nil)
